@@ -1,0 +1,45 @@
+# The two commands a reader needs are `make book` and `make test`; both create .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+# Notebooks are tested single-threaded-deterministic on CPU, whatever the machine has.
+NB_ENV := VBTUTOR_DEVICE=cpu
+
+.PHONY: book test lint unit nbval build-strict notebooks clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --quiet
+
+test: $(STAMP)
+	$(MAKE) lint unit nbval build-strict
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests tools book
+	$(BIN)/ruff format --check src tests tools
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests src/vbtutor
+
+nbval: $(STAMP)
+	$(NB_ENV) $(BIN)/pytest -q -p no:cacheprovider -o addopts="" --nbval --nbval-current-env \
+		--nbval-sanitize-with book/nbval_sanitize.cfg $(NOTEBOOKS)
+
+build-strict: $(STAMP)
+	rm -rf _build/html
+	$(BIN)/jupyter-book build . -W -n --keep-going --quiet
+
+notebooks: $(STAMP)
+	$(NB_ENV) $(BIN)/python tools/execute_notebooks.py $(if $(NB),book/$(NB).ipynb,$(NOTEBOOKS))
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -1,0 +1,18 @@
+"""vbtutor: the companion package of the book *Variational Bayes, checked*."""
+
+from . import bounds, data, models, nn, train, widgets
+from .train import choose, full_mode, get_device, seed_everything
+
+__all__ = [
+    "bounds",
+    "data",
+    "models",
+    "nn",
+    "train",
+    "widgets",
+    "choose",
+    "full_mode",
+    "get_device",
+    "seed_everything",
+]
+__version__ = "0.1.0"

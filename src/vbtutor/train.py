@@ -1,0 +1,135 @@
+"""Seeding, device choice, quick/full settings and a seeded fit loop (used by every chapter)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+__all__ = ["seed_everything", "get_device", "full_mode", "choose", "fit"]
+
+T = TypeVar("T")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) so a chapter gives the same numbers twice.
+
+    Arguments:
+        seed: a non-negative integer.
+
+    Returns:
+        A ``torch.Generator`` seeded with ``seed``, for code that wants its own stream.
+
+    Example:
+        >>> _ = seed_everything(3); a = torch.rand(2)
+        >>> _ = seed_everything(3); b = torch.rand(2)
+        >>> bool(torch.equal(a, b))
+        True
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return CUDA when it is available, else the CPU.
+
+    Arguments:
+        prefer: ``"cpu"`` or ``"cuda"`` to force a choice; ``None`` picks automatically.
+            The environment variable ``VBTUTOR_DEVICE`` overrides the automatic choice.
+
+    Returns:
+        A ``torch.device``.
+
+    Example:
+        >>> get_device("cpu")
+        device(type='cpu')
+    """
+    prefer = prefer or os.environ.get("VBTUTOR_DEVICE")
+    if prefer is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if prefer not in ("cpu", "cuda"):
+        raise ValueError(f"prefer must be 'cpu', 'cuda' or None, got {prefer!r}")
+    if prefer == "cuda" and not torch.cuda.is_available():
+        raise ValueError("prefer='cuda' but no CUDA device is available")
+    return torch.device(prefer)
+
+
+def full_mode() -> bool:
+    """True when ``VBTUTOR_FULL=1`` asks for the larger (GPU / Colab) configuration.
+
+    Example:
+        >>> isinstance(full_mode(), bool)
+        True
+    """
+    return os.environ.get("VBTUTOR_FULL", "0").strip() not in ("", "0", "false", "False")
+
+
+def choose(quick: T, full: T) -> T:
+    """Pick the quick setting by default and the full one under ``VBTUTOR_FULL=1``.
+
+    Example:
+        >>> choose(quick=200, full=5000) in (200, 5000)
+        True
+    """
+    return full if full_mode() else quick
+
+
+def fit(
+    loss_fn: Callable[[], torch.Tensor],
+    parameters: Iterable[torch.nn.Parameter],
+    steps: int,
+    lr: float = 1e-3,
+    record_every: int = 1,
+) -> list[float]:
+    """Minimise ``loss_fn()`` with Adam for ``steps`` steps and return the recorded losses.
+
+    ``loss_fn`` takes no argument: it draws its own mini-batch and Monte Carlo samples,
+    so seeding once before calling ``fit`` makes the whole run reproducible.
+
+    Arguments:
+        loss_fn: returns a scalar tensor to minimise.
+        parameters: the parameters to optimise.
+        steps: number of optimiser steps, at least 1.
+        lr: Adam learning rate, positive.
+        record_every: keep the loss of every ``record_every``-th step.
+
+    Returns:
+        The list of recorded loss values (Python floats).
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.tensor(3.0))
+        >>> losses = fit(lambda: (w - 1.0) ** 2, [w], steps=500, lr=0.05)
+        >>> abs(w.item() - 1.0) < 1e-2
+        True
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not isinstance(record_every, int) or record_every < 1:
+        raise ValueError(f"record_every must be a positive int, got {record_every!r}")
+    params = list(parameters)
+    if not params:
+        raise ValueError("parameters is empty: nothing to optimise")
+    optimiser = torch.optim.Adam(params, lr=lr)
+    history = []
+    for step in range(steps):
+        optimiser.zero_grad()
+        loss = loss_fn()
+        if loss.dim() != 0:
+            raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
+        if not torch.isfinite(loss):
+            raise ValueError(f"loss_fn returned {loss.item()} at step {step}")
+        loss.backward()
+        optimiser.step()
+        if step % record_every == 0:
+            history.append(loss.item())
+    return history

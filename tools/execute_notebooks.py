@@ -1,0 +1,43 @@
+"""Execute chapter notebooks in place, top to bottom in one fresh kernel, and time them.
+
+Usage: python tools/execute_notebooks.py book/a.ipynb [book/b.ipynb ...]
+Writes the measured seconds to book/runtimes.json (CPU, default quick settings).
+"""
+
+import json
+import pathlib
+import platform
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+
+RUNTIMES = pathlib.Path("book/runtimes.json")
+
+
+def execute(path: pathlib.Path) -> float:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": "book"}}
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, path)
+    return seconds
+
+
+def main(paths: list[str]) -> int:
+    runtimes = json.loads(RUNTIMES.read_text()) if RUNTIMES.exists() else {}
+    for name in paths:
+        path = pathlib.Path(name)
+        seconds = execute(path)
+        runtimes[path.stem] = {"seconds": round(seconds, 1), "machine": platform.machine()}
+        print(f"{path}: {seconds:.1f} s")
+    RUNTIMES.write_text(json.dumps(dict(sorted(runtimes.items())), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
