@@ -33,7 +33,10 @@ def main(paths: list[str]) -> int:
     for name in paths:
         path = pathlib.Path(name)
         seconds = execute(path)
-        runtimes[path.stem] = {"seconds": round(seconds, 1), "machine": platform.machine()}
+        runtimes[path.stem] = {
+            "seconds": round(seconds, 1),
+            "machine": platform.machine(),
+        }
         print(f"{path}: {seconds:.1f} s")
     RUNTIMES.write_text(json.dumps(dict(sorted(runtimes.items())), indent=2) + "\n")
     return 0

@@ -1,6 +1,6 @@
 """vbtutor: the companion package of the book *Variational Bayes, checked*."""
 
-from . import bounds, data, models, nn, train, widgets
+from . import bounds, data, models, nn, plotting, train, widgets
 from .train import choose, full_mode, get_device, seed_everything
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "data",
     "models",
     "nn",
+    "plotting",
     "train",
     "widgets",
     "choose",

@@ -1,4 +1,4 @@
-"""Latent-variable models: the linear-Gaussian yardstick with exact marginals, and the digits VAE."""
+"""Latent-variable models: the linear-Gaussian yardstick with exact marginals, the digits VAE."""
 
 from __future__ import annotations
 
@@ -55,7 +55,12 @@ class LinearGaussian(nn.Module):
 
     @classmethod
     def random(
-        cls, x_dim: int, z_dim: int, sigma: float = 1.0, seed: int = 0, dtype=torch.float64
+        cls,
+        x_dim: int,
+        z_dim: int,
+        sigma: float = 1.0,
+        seed: int = 0,
+        dtype=torch.float64,
     ) -> LinearGaussian:
         """A model with standard-normal ``W`` and ``b`` drawn from a fixed seed."""
         check_positive_int("x_dim", x_dim)
@@ -223,4 +228,3 @@ class BernoulliVAE(nn.Module):
         check_positive_int("n", n)
         z = self.prior().sample((n,))
         return torch.sigmoid(self.decoder(z))
-

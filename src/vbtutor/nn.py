@@ -30,7 +30,7 @@ class MLP(nn.Sequential):
         for s in sizes:
             check_positive_int("sizes entries", s)
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             layers.append(nn.Linear(a, b))
             if i < len(sizes) - 2:
                 layers.append(activation())
@@ -47,7 +47,10 @@ class MLP(nn.Sequential):
 
 
 class GaussianEncoder(nn.Module):
-    r"""An amortised posterior :math:`q_\phi(z|x) = \mathcal N(\mu_\phi(x), \mathrm{diag}\,\sigma_\phi^2(x))`.
+    r"""An amortised diagonal-Gaussian posterior :math:`q_\phi(z|x)`.
+
+    :math:`q_\phi(z|x) = \mathcal N(\mu_\phi(x), \mathrm{diag}\,\sigma_\phi^2(x))`, with mean and
+    log standard deviation read off one network.
 
     With ``hidden=()`` the mean is linear in ``x``, which is the exact posterior's form for
     the linear-Gaussian model. Samples use the reparameterisation ``z = mu + sigma * eps``.

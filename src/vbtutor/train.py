@@ -69,7 +69,12 @@ def full_mode() -> bool:
         >>> isinstance(full_mode(), bool)
         True
     """
-    return os.environ.get("VBTUTOR_FULL", "0").strip() not in ("", "0", "false", "False")
+    return os.environ.get("VBTUTOR_FULL", "0").strip() not in (
+        "",
+        "0",
+        "false",
+        "False",
+    )
 
 
 def choose(quick: T, full: T) -> T:

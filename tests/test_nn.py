@@ -1,0 +1,132 @@
+"""Tests for vbtutor.nn: MLP shapes and structure, the reparameterised Gaussian encoder."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import raises_naming, to_numpy
+from scipy import stats
+from torch import nn
+
+from vbtutor.nn import MLP, GaussianEncoder
+
+
+@pytest.mark.parametrize(
+    "sizes, batch",
+    [((3, 2), (7,)), ((3, 16, 2), (2, 5)), ((4, 8, 8, 1), ()), ((1, 1), (1,))],
+)
+def test_mlp_maps_the_last_dimension(sizes, batch):
+    net = MLP(sizes).double()
+    out = net(torch.zeros(*batch, sizes[0], dtype=torch.float64))
+    assert out.shape == (*batch, sizes[-1])
+    assert (net.in_features, net.out_features) == (sizes[0], sizes[-1])
+
+
+@pytest.mark.parametrize("activation", [nn.Tanh, nn.ReLU])
+def test_mlp_structure_is_linear_layers_with_hidden_activations(activation):
+    sizes = (3, 5, 4, 2)
+    net = MLP(sizes, activation=activation)
+    kinds = [type(layer) for layer in net]
+    assert kinds == [nn.Linear, activation, nn.Linear, activation, nn.Linear]
+    widths = [
+        (layer.in_features, layer.out_features) for layer in net if isinstance(layer, nn.Linear)
+    ]
+    assert widths == list(zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def test_mlp_computes_tanh_layers_and_a_linear_output():
+    net = MLP((3, 6, 2)).double()
+    x = torch.randn(4, 3, dtype=torch.float64)
+    (W1, b1), (W2, b2) = [
+        (to_numpy(layer.weight), to_numpy(layer.bias))
+        for layer in net
+        if isinstance(layer, nn.Linear)
+    ]
+    expected = np.tanh(x.numpy() @ W1.T + b1) @ W2.T + b2
+    np.testing.assert_allclose(to_numpy(net(x)), expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.fixture
+def encoder():
+    return GaussianEncoder(x_dim=3, z_dim=2, hidden=(8,)).double()
+
+
+def test_encoder_distribution_shapes(encoder):
+    x = torch.randn(4, 3, dtype=torch.float64)
+    q = encoder(x)
+    assert q.batch_shape == (4,) and q.event_shape == (2,)
+    assert q.rsample((7,)).shape == (7, 4, 2)
+    assert encoder(x[0]).batch_shape == ()
+
+
+def test_encoder_mean_and_std_come_from_the_network(encoder):
+    x = torch.randn(4, 3, dtype=torch.float64)
+    out = encoder.net(x)
+    q = encoder(x)
+    torch.testing.assert_close(q.mean, out[:, :2], rtol=0, atol=0)
+    torch.testing.assert_close(q.stddev, out[:, 2:].exp(), rtol=0, atol=0)
+    z = torch.randn(5, 4, 2, dtype=torch.float64)
+    expected = stats.norm.logpdf(z.numpy(), to_numpy(q.mean), to_numpy(q.stddev)).sum(-1)
+    np.testing.assert_allclose(to_numpy(q.log_prob(z)), expected, rtol=1e-12)
+
+
+def test_encoder_rsample_is_mean_plus_std_times_eps(encoder):
+    x = torch.randn(4, 3, dtype=torch.float64)
+    q = encoder(x)
+    torch.manual_seed(123)
+    z = q.rsample((6,))
+    torch.manual_seed(123)
+    eps = torch.randn(6, 4, 2, dtype=torch.float64)
+    torch.testing.assert_close(z, q.mean + q.stddev * eps, rtol=1e-14, atol=1e-14)
+    # The draw is differentiable: dz/dmean = 1 and dz/dstd = eps.
+    mean, std = q.base_dist.loc, q.base_dist.scale  # the tensors rsample used
+    grad_mean, grad_std = torch.autograd.grad(z.sum(), (mean, std), retain_graph=True)
+    torch.testing.assert_close(grad_mean, torch.full_like(mean, 6.0))
+    torch.testing.assert_close(grad_std, eps.sum(0))
+
+
+def test_encoder_draws_give_gradients_to_every_weight(encoder):
+    x = torch.randn(4, 3, dtype=torch.float64)
+    encoder(x).rsample((3,)).pow(2).sum().backward()
+    for name, p in encoder.named_parameters():
+        assert p.grad is not None and p.grad.abs().max() > 0, name
+
+
+def test_linear_encoder_mean_is_affine_in_x():
+    encoder = GaussianEncoder(x_dim=3, z_dim=2).double()
+    assert sum(isinstance(layer, nn.Linear) for layer in encoder.net) == 1
+    x1, x2 = torch.randn(2, 3, dtype=torch.float64)
+    a = 0.3
+    mix = encoder(a * x1 + (1 - a) * x2).mean
+    torch.testing.assert_close(mix, a * encoder(x1).mean + (1 - a) * encoder(x2).mean)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sizes", [(3,), (), (3, 0), (3, 2.5), (3, True)])
+def test_mlp_rejects_bad_sizes(sizes):
+    with raises_naming("sizes"):
+        MLP(sizes)
+
+
+def test_mlp_rejects_bad_x():
+    net = MLP((3, 2))
+    with raises_naming("x"):
+        net(torch.zeros(4, 5))
+    with raises_naming("x"):
+        net(torch.tensor([1.0, math.nan, 0.0]))
+
+
+@pytest.mark.parametrize("z_dim", [0, 1.5, True])
+def test_encoder_rejects_bad_z_dim(z_dim):
+    with raises_naming("z_dim"):
+        GaussianEncoder(x_dim=3, z_dim=z_dim)
+
+
+def test_encoder_rejects_x_of_the_wrong_width(encoder):
+    with raises_naming("x"):
+        encoder(torch.zeros(4, 2, dtype=torch.float64))

@@ -1,0 +1,170 @@
+"""Tests for vbtutor.train: seeding, device choice, quick/full settings and the fit loop."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from conftest import raises_naming
+
+from vbtutor.train import choose, fit, full_mode, get_device, seed_everything
+
+
+def _draws() -> tuple[float, np.ndarray, torch.Tensor]:
+    return random.random(), np.random.rand(3), torch.rand(3)
+
+
+def test_seed_everything_reproduces_python_numpy_and_torch():
+    seed_everything(17)
+    first = _draws()
+    seed_everything(17)
+    second = _draws()
+    seed_everything(18)
+    other = _draws()
+    assert first[0] == second[0] and first[0] != other[0]
+    assert np.array_equal(first[1], second[1]) and not np.array_equal(first[1], other[1])
+    assert torch.equal(first[2], second[2]) and not torch.equal(first[2], other[2])
+
+
+def test_seed_everything_returns_a_generator_seeded_with_the_seed():
+    g = seed_everything(5)
+    assert isinstance(g, torch.Generator)
+    expected = torch.rand(4, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(torch.rand(4, generator=g), expected)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None])
+def test_seed_everything_rejects_bad_seeds(seed):
+    with raises_naming("seed"):
+        seed_everything(seed)
+
+
+def test_get_device_honours_an_explicit_cpu(monkeypatch):
+    monkeypatch.setenv("VBTUTOR_DEVICE", "cuda")  # an explicit argument beats the variable
+    assert get_device("cpu") == torch.device("cpu")
+
+
+def test_get_device_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("VBTUTOR_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+
+
+def test_get_device_picks_cuda_only_when_available(monkeypatch):
+    monkeypatch.delenv("VBTUTOR_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert get_device().type == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_device() == torch.device("cpu")
+
+
+def test_get_device_rejects_unknown_devices(monkeypatch):
+    with raises_naming("prefer"):
+        get_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with raises_naming("prefer"):
+        get_device("cuda")
+
+
+@pytest.mark.parametrize(
+    "value, full",
+    [(None, False), ("0", False), ("", False), ("false", False), ("1", True), (" 1 ", True)],
+)
+def test_full_mode_and_choose_follow_vbtutor_full(monkeypatch, value, full):
+    if value is None:
+        monkeypatch.delenv("VBTUTOR_FULL", raising=False)
+    else:
+        monkeypatch.setenv("VBTUTOR_FULL", value)
+    assert full_mode() is full
+    assert choose(quick=200, full=5000) == (5000 if full else 200)
+    assert choose(quick="small", full="large") == ("large" if full else "small")
+
+
+# --- fit ----------------------------------------------------------------------------------
+
+
+def test_fit_decreases_a_quadratic_loss():
+    w = torch.nn.Parameter(torch.tensor(3.0, dtype=torch.float64))
+    # Adam moves w by at most about lr per step, so 100 steps of 0.01 cannot reach 1 from 3:
+    # the gradient keeps its sign and the loss must fall at every step.
+    history = fit(lambda: (w - 1.0) ** 2, [w], steps=100, lr=0.01)
+    assert len(history) == 100 and all(isinstance(v, float) for v in history)
+    assert history[0] == pytest.approx(4.0)
+    assert all(b < a for a, b in zip(history, history[1:], strict=False))
+    assert 1.0 < w.item() < 3.0
+
+
+def test_fit_first_step_is_an_adam_step():
+    """With bias correction Adam's first step is lr * g / (|g| + eps), i.e. lr against g."""
+    w = torch.nn.Parameter(torch.tensor(3.0, dtype=torch.float64))
+    fit(lambda: (w - 1.0) ** 2, [w], steps=1, lr=0.1)
+    assert w.item() == pytest.approx(3.0 - 0.1, abs=1e-8)
+
+
+def test_fit_converges_to_the_minimum():
+    target = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    history = fit(lambda: ((w - target) ** 2).sum(), [w], steps=600, lr=0.05)
+    assert history[-1] < 1e-3 * history[0]
+    torch.testing.assert_close(w.detach(), target, rtol=0, atol=0.05)
+
+
+@pytest.mark.parametrize(
+    "steps, every, recorded", [(10, 1, 10), (10, 3, 4), (10, 10, 1), (1, 5, 1)]
+)
+def test_fit_records_every_nth_loss(steps, every, recorded):
+    w = torch.nn.Parameter(torch.tensor(2.0))
+    assert len(fit(lambda: w**2, [w], steps=steps, record_every=every)) == recorded
+    assert recorded == math.ceil(steps / every)
+
+
+def test_fit_is_reproducible_after_seeding():
+    def run() -> list[float]:
+        seed_everything(3)
+        w = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+        return fit(lambda: ((w - torch.randn(2, dtype=torch.float64)) ** 2).sum(), [w], steps=20)
+
+    assert run() == run()
+
+
+# --- fit: bad input -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def w():
+    return torch.nn.Parameter(torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("steps", [0, -3, 2.0])
+def test_fit_rejects_bad_steps(w, steps):
+    with raises_naming("steps"):
+        fit(lambda: w**2, [w], steps=steps)
+
+
+@pytest.mark.parametrize("lr", [0.0, -1e-3, math.nan])
+def test_fit_rejects_bad_lr(w, lr):
+    with raises_naming("lr"):
+        fit(lambda: w**2, [w], steps=3, lr=lr)
+
+
+@pytest.mark.parametrize("every", [0, 1.5])
+def test_fit_rejects_bad_record_every(w, every):
+    with raises_naming("record_every"):
+        fit(lambda: w**2, [w], steps=3, record_every=every)
+
+
+def test_fit_rejects_a_non_scalar_loss(w):
+    with raises_naming("loss_fn"):
+        fit(lambda: w * torch.ones(3), [w], steps=3)
+
+
+def test_fit_rejects_a_non_finite_loss(w):
+    with raises_naming("loss_fn"):
+        fit(lambda: w / 0.0, [w], steps=3)
+
+
+def test_fit_rejects_empty_parameters(w):
+    with raises_naming("parameters"):
+        fit(lambda: w**2, [], steps=3)
