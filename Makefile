@@ -24,7 +24,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools book
-	$(BIN)/ruff format --check src tests tools
+	$(BIN)/ruff format --check src tests tools book
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests src/vbtutor

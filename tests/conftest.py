@@ -54,10 +54,14 @@ def assert_within_se(estimate, exact, se, n_se: float = N_SE) -> None:
     estimate, exact, se = to_numpy(estimate), to_numpy(exact), to_numpy(se)
     assert np.all(np.isfinite(se)) and np.all(se > 0), f"bad standard error {se}"
     z = np.abs(estimate - exact) / se
-    assert np.all(z < n_se), f"estimate {estimate} vs exact {exact}: {z} standard errors away"
+    assert np.all(z < n_se), (
+        f"estimate {estimate} vs exact {exact}: {z} standard errors away"
+    )
 
 
-def make_model(x_dim: int = 3, z_dim: int = 2, sigma: float = 0.6, seed: int = 2) -> LinearGaussian:
+def make_model(
+    x_dim: int = 3, z_dim: int = 2, sigma: float = 0.6, seed: int = 2
+) -> LinearGaussian:
     """A float64 linear-Gaussian model with standard-normal W and b."""
     return LinearGaussian.random(x_dim=x_dim, z_dim=z_dim, sigma=sigma, seed=seed)
 
@@ -80,7 +84,9 @@ def as_mvn(q: D.Distribution) -> D.MultivariateNormal:
     return D.MultivariateNormal(q.base_dist.loc, covariance_matrix=cov)
 
 
-def poor_proposal(model: LinearGaussian, x: torch.Tensor, shift: float = 1.0, widen: float = 1.5):
+def poor_proposal(
+    model: LinearGaussian, x: torch.Tensor, shift: float = 1.0, widen: float = 1.5
+):
     """A diagonal Gaussian q(z|x) that misses the exact posterior: shifted mean, wider spread."""
     post = model.posterior(x)
     std = post.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt()

@@ -27,7 +27,8 @@ def split():
 
 def _rows(x: torch.Tensor, y: torch.Tensor) -> Counter:
     return Counter(
-        (tuple(row), label) for row, label in zip(x.int().tolist(), y.tolist(), strict=True)
+        (tuple(row), label)
+        for row, label in zip(x.int().tolist(), y.tolist(), strict=True)
     )
 
 
@@ -35,7 +36,10 @@ def test_shapes_and_types(split, digits):
     assert isinstance(split, Split)
     n = len(digits[1])
     n_test = math.ceil(0.2 * n)
-    assert split.x_train.shape == (n - n_test, 64) and split.x_test.shape == (n_test, 64)
+    assert split.x_train.shape == (n - n_test, 64) and split.x_test.shape == (
+        n_test,
+        64,
+    )
     assert split.y_train.shape == (n - n_test,) and split.y_test.shape == (n_test,)
     assert split.x_train.dtype == torch.float32 and split.y_train.dtype == torch.long
 

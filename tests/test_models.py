@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_within_se, draw_x, make_model, mean_and_se, raises_naming, to_numpy
+from conftest import (
+    assert_within_se,
+    draw_x,
+    make_model,
+    mean_and_se,
+    raises_naming,
+    to_numpy,
+)
 from scipy import integrate, stats
 from sklearn.decomposition import PCA
 
@@ -21,14 +28,18 @@ def numpy_params(model: LinearGaussian) -> tuple[np.ndarray, np.ndarray, float]:
 def scipy_log_joint(model: LinearGaussian, x: np.ndarray, z: np.ndarray) -> float:
     """log p(x|z) + log p(z) for one x and one z, with scipy.stats only."""
     W, b, sigma = numpy_params(model)
-    return float(stats.norm.logpdf(x, W @ z + b, sigma).sum() + stats.norm.logpdf(z).sum())
+    return float(
+        stats.norm.logpdf(x, W @ z + b, sigma).sum() + stats.norm.logpdf(z).sum()
+    )
 
 
 def joint_density(model: LinearGaussian, x: np.ndarray):
     """z -> p(x, z) for one fixed x, written out by hand (fast enough for quadrature)."""
     W, b, sigma = numpy_params(model)
     x_dim, z_dim = W.shape
-    log_norm = -0.5 * x_dim * math.log(2 * math.pi * sigma**2) - 0.5 * z_dim * math.log(2 * math.pi)
+    log_norm = -0.5 * x_dim * math.log(2 * math.pi * sigma**2) - 0.5 * z_dim * math.log(
+        2 * math.pi
+    )
 
     def density(*z: float) -> float:
         zz = np.array(z)
@@ -66,7 +77,13 @@ def test_log_marginal_equals_quadrature_over_2d_latent():
     xi = to_numpy(x[0])
     density = joint_density(model, xi)
     value, error = integrate.dblquad(
-        lambda z2, z1: density(z1, z2), -10.0, 10.0, -10.0, 10.0, epsabs=0.0, epsrel=1e-9
+        lambda z2, z1: density(z1, z2),
+        -10.0,
+        10.0,
+        -10.0,
+        10.0,
+        epsabs=0.0,
+        epsrel=1e-9,
     )
     assert error < 1e-8 * value
     assert math.log(value) == pytest.approx(model.log_marginal(x).item(), abs=1e-7)
@@ -93,7 +110,9 @@ def test_posterior_is_bayes_rule(x_dim, z_dim):
     """log p(x, z) - log p(x) = log p(z | x) at arbitrary z (Bayes' rule, exactly)."""
     model = make_model(x_dim=x_dim, z_dim=z_dim, sigma=0.5, seed=x_dim)
     x = draw_x(model, 4)
-    z = 2.0 * torch.randn(6, 4, z_dim, dtype=torch.float64)  # far from the posterior too
+    z = 2.0 * torch.randn(
+        6, 4, z_dim, dtype=torch.float64
+    )  # far from the posterior too
     post = model.posterior(x)
     assert post.batch_shape == (4,) and post.event_shape == (z_dim,)
     lhs = model.log_joint(x, z) - model.log_marginal(x)
@@ -135,7 +154,9 @@ def test_sample_moments_match_marginal():
     mean, mean_se = mean_and_se(x)
     assert_within_se(mean, marginal.mean, mean_se)
     centred = x - x.mean(0)
-    products = centred[:, :, None] * centred[:, None, :]  # (n, D, D): one term per sample
+    products = (
+        centred[:, :, None] * centred[:, None, :]
+    )  # (n, D, D): one term per sample
     cov, cov_se = mean_and_se(products)
     assert_within_se(cov, marginal.covariance_matrix, cov_se)
 
@@ -196,7 +217,9 @@ def test_ppca_mle_beats_the_true_parameters(ppca_data):
 def test_ppca_mle_beats_perturbed_models(ppca_data, what):
     _, x = ppca_data
     fitted = ppca_mle(x, z_dim=2)
-    assert _total_log_likelihood(fitted, x) > _total_log_likelihood(_perturbed(fitted, what), x)
+    assert _total_log_likelihood(fitted, x) > _total_log_likelihood(
+        _perturbed(fitted, what), x
+    )
 
 
 def test_ppca_mle_is_a_stationary_point(ppca_data):
@@ -217,7 +240,9 @@ def test_ppca_mle_is_invariant_to_latent_rotation(ppca_data):
         [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]],
         dtype=torch.float64,
     )
-    rotated = LinearGaussian(fitted.W.detach() @ R, fitted.b.detach(), fitted.sigma.detach())
+    rotated = LinearGaussian(
+        fitted.W.detach() @ R, fitted.b.detach(), fitted.sigma.detach()
+    )
     ll, ll_rot = _total_log_likelihood(fitted, x), _total_log_likelihood(rotated, x)
     assert ll_rot == pytest.approx(ll, rel=1e-12)
 
@@ -270,7 +295,9 @@ def test_vae_log_joint_equals_bernoulli_and_normal_log_densities(vae):
     with torch.no_grad():
         p = torch.sigmoid(vae.decoder(z)).numpy()
     xn, zn = x.numpy(), z.numpy()
-    expected = (xn * np.log(p) + (1 - xn) * np.log1p(-p)).sum(-1) + stats.norm.logpdf(zn).sum(-1)
+    expected = (xn * np.log(p) + (1 - xn) * np.log1p(-p)).sum(-1) + stats.norm.logpdf(
+        zn
+    ).sum(-1)
     np.testing.assert_allclose(to_numpy(vae.log_joint(x, z)), expected, rtol=1e-10)
 
 
@@ -296,7 +323,9 @@ def test_W_must_be_a_matrix_tensor(W):
         LinearGaussian(W, torch.zeros(3), 1.0)
 
 
-@pytest.mark.parametrize("b", [torch.zeros(4), torch.zeros(3, 1)], ids=["length", "2-d"])
+@pytest.mark.parametrize(
+    "b", [torch.zeros(4), torch.zeros(3, 1)], ids=["length", "2-d"]
+)
 def test_wrong_b_shape_is_rejected(b):
     with raises_naming("b"):
         LinearGaussian(torch.ones(3, 2), b, 1.0)

@@ -32,7 +32,9 @@ def test_mlp_structure_is_linear_layers_with_hidden_activations(activation):
     kinds = [type(layer) for layer in net]
     assert kinds == [nn.Linear, activation, nn.Linear, activation, nn.Linear]
     widths = [
-        (layer.in_features, layer.out_features) for layer in net if isinstance(layer, nn.Linear)
+        (layer.in_features, layer.out_features)
+        for layer in net
+        if isinstance(layer, nn.Linear)
     ]
     assert widths == list(zip(sizes[:-1], sizes[1:], strict=True))
 
@@ -69,7 +71,9 @@ def test_encoder_mean_and_std_come_from_the_network(encoder):
     torch.testing.assert_close(q.mean, out[:, :2], rtol=0, atol=0)
     torch.testing.assert_close(q.stddev, out[:, 2:].exp(), rtol=0, atol=0)
     z = torch.randn(5, 4, 2, dtype=torch.float64)
-    expected = stats.norm.logpdf(z.numpy(), to_numpy(q.mean), to_numpy(q.stddev)).sum(-1)
+    expected = stats.norm.logpdf(z.numpy(), to_numpy(q.mean), to_numpy(q.stddev)).sum(
+        -1
+    )
     np.testing.assert_allclose(to_numpy(q.log_prob(z)), expected, rtol=1e-12)
 
 

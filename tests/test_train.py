@@ -25,7 +25,9 @@ def test_seed_everything_reproduces_python_numpy_and_torch():
     seed_everything(18)
     other = _draws()
     assert first[0] == second[0] and first[0] != other[0]
-    assert np.array_equal(first[1], second[1]) and not np.array_equal(first[1], other[1])
+    assert np.array_equal(first[1], second[1]) and not np.array_equal(
+        first[1], other[1]
+    )
     assert torch.equal(first[2], second[2]) and not torch.equal(first[2], other[2])
 
 
@@ -43,7 +45,9 @@ def test_seed_everything_rejects_bad_seeds(seed):
 
 
 def test_get_device_honours_an_explicit_cpu(monkeypatch):
-    monkeypatch.setenv("VBTUTOR_DEVICE", "cuda")  # an explicit argument beats the variable
+    monkeypatch.setenv(
+        "VBTUTOR_DEVICE", "cuda"
+    )  # an explicit argument beats the variable
     assert get_device("cpu") == torch.device("cpu")
 
 
@@ -70,7 +74,14 @@ def test_get_device_rejects_unknown_devices(monkeypatch):
 
 @pytest.mark.parametrize(
     "value, full",
-    [(None, False), ("0", False), ("", False), ("false", False), ("1", True), (" 1 ", True)],
+    [
+        (None, False),
+        ("0", False),
+        ("", False),
+        ("false", False),
+        ("1", True),
+        (" 1 ", True),
+    ],
 )
 def test_full_mode_and_choose_follow_vbtutor_full(monkeypatch, value, full):
     if value is None:
@@ -124,7 +135,11 @@ def test_fit_is_reproducible_after_seeding():
     def run() -> list[float]:
         seed_everything(3)
         w = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
-        return fit(lambda: ((w - torch.randn(2, dtype=torch.float64)) ** 2).sum(), [w], steps=20)
+        return fit(
+            lambda: ((w - torch.randn(2, dtype=torch.float64)) ** 2).sum(),
+            [w],
+            steps=20,
+        )
 
     assert run() == run()
 

@@ -112,9 +112,16 @@ def test_html_escapes_the_name():
 
 def test_mimebundle_has_text_html_and_the_widget_view(slider):
     bundle = slider._repr_mimebundle_()
-    assert {"text/plain", "text/html", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
+    assert {
+        "text/plain",
+        "text/html",
+        "application/vnd.jupyter.widget-view+json",
+    } <= set(bundle)
     assert bundle["text/html"] == slider.html()
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == slider.widget.model_id
+    assert (
+        bundle["application/vnd.jupyter.widget-view+json"]["model_id"]
+        == slider.widget.model_id
+    )
     assert f"{len(VALUES)} frames" in bundle["text/plain"]
 
 
@@ -127,7 +134,9 @@ def test_default_start_is_the_first_value():
 def test_moving_the_live_slider_shows_the_matching_frame():
     s = frame_slider(render, VALUES, name="slope", start=2.0, dpi=DPI)
     control, image = s.widget.children
-    assert isinstance(control, ipywidgets.SelectionSlider) and isinstance(image, ipywidgets.Image)
+    assert isinstance(control, ipywidgets.SelectionSlider) and isinstance(
+        image, ipywidgets.Image
+    )
     assert [label for label, _ in control.options] == [str(v) for v in VALUES]
     assert control.label == "2.0" and image.value == s.frames[s.start]
     for i in [0, 3, 1, 2]:

@@ -12,7 +12,9 @@ def check_tensor(name: str, value, dim: int | None = None, min_dim: int | None =
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if dim is not None and value.dim() != dim:
-        raise ValueError(f"{name} must have {dim} dimensions, got shape {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must have {dim} dimensions, got shape {tuple(value.shape)}"
+        )
     if min_dim is not None and value.dim() < min_dim:
         raise ValueError(
             f"{name} must have at least {min_dim} dimensions, got shape {tuple(value.shape)}"
@@ -32,5 +34,9 @@ def check_positive_int(name: str, value) -> int:
 def check_positive(name: str, value) -> None:
     """Check that a number or every entry of a tensor is finite and strictly positive."""
     t = torch.as_tensor(value)
-    if torch.isnan(t).any() or not bool((t > 0).all()) or not bool(torch.isfinite(t).all()):
+    if (
+        torch.isnan(t).any()
+        or not bool((t > 0).all())
+        or not bool(torch.isfinite(t).all())
+    ):
         raise ValueError(f"{name} must be finite and positive, got {value!r}")

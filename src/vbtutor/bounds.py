@@ -65,7 +65,9 @@ def effective_sample_size(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
 
 def _proposal_for(q: D.Distribution, x: torch.Tensor) -> D.Distribution:
     if not isinstance(q, D.Distribution):
-        raise ValueError(f"q must be a torch.distributions.Distribution, got {type(q).__name__}")
+        raise ValueError(
+            f"q must be a torch.distributions.Distribution, got {type(q).__name__}"
+        )
     batch = x.shape[:-1]
     if q.batch_shape == batch:
         return q
@@ -77,7 +79,9 @@ def _proposal_for(q: D.Distribution, x: torch.Tensor) -> D.Distribution:
     )
 
 
-def _samples(q: D.Distribution, x: torch.Tensor, k: int, z: torch.Tensor | None) -> torch.Tensor:
+def _samples(
+    q: D.Distribution, x: torch.Tensor, k: int, z: torch.Tensor | None
+) -> torch.Tensor:
     check_tensor("x", x, min_dim=1)
     if z is None:
         check_positive_int("k", k)
@@ -93,7 +97,11 @@ def _samples(q: D.Distribution, x: torch.Tensor, k: int, z: torch.Tensor | None)
 
 def _mean_and_se(samples: torch.Tensor) -> Estimate:
     k = samples.shape[0]
-    se = samples.std(0) / math.sqrt(k) if k > 1 else torch.full_like(samples[0], math.nan)
+    se = (
+        samples.std(0) / math.sqrt(k)
+        if k > 1
+        else torch.full_like(samples[0], math.nan)
+    )
     return Estimate(samples.mean(0), se)
 
 
@@ -151,15 +159,18 @@ def elbo_split_one(
     The standard error covers the reconstruction term only: the KL term is exact.
 
     Arguments:
-        model: has ``likelihood(z)`` and ``prior()``; q, x, k, z as in :func:`log_weights`.
+        model: has ``log_joint(x, z)`` and ``prior()``; q, x, k, z as in :func:`log_weights`.
 
     References:
         Kingma & Welling (2013), arXiv:1312.6114, eq. 10; survey eq. 9.
     """
     q = _proposal_for(q, x)
     z = _samples(q, x, k, z)
-    recon = _mean_and_se(model.likelihood(z).log_prob(x))
-    kl = D.kl_divergence(q, model.prior())
+    prior = model.prior()
+    recon = _mean_and_se(
+        model.log_joint(x, z) - prior.log_prob(z)
+    )  # log p(x|z); checks x
+    kl = D.kl_divergence(q, prior)
     return Estimate(recon.value - kl, recon.se)
 
 
@@ -179,7 +190,9 @@ def elbo_split_three(
         Survey eq. 12.
     """
     if not isinstance(q_z, D.Distribution) or q_z.batch_shape != torch.Size():
-        raise ValueError("q_z must be a torch distribution with empty batch shape (x-independent)")
+        raise ValueError(
+            "q_z must be a torch distribution with empty batch shape (x-independent)"
+        )
     return elbo(model, q_z, x, k, z)
 
 
@@ -206,7 +219,9 @@ def iwae(
     value = log_mean_exp(log_w, 0)
     if k == 1:
         return Estimate(value, torch.full_like(value, math.nan))
-    w = torch.exp(log_w - log_w.max(0).values)  # rescaled weights: the ratio is unchanged
+    w = torch.exp(
+        log_w - log_w.max(0).values
+    )  # rescaled weights: the ratio is unchanged
     return Estimate(value, w.std(0) / (math.sqrt(k) * w.mean(0)))
 
 
@@ -249,8 +264,12 @@ def iwae_gap(log_w: torch.Tensor, log_px: torch.Tensor | float) -> Estimate:
     """
     check_tensor("log_w", log_w, min_dim=2)
     if log_w.shape[1] < 2:
-        raise ValueError(f"log_w needs at least 2 replicates along dim 1, got {log_w.shape[1]}")
-    w_bar = torch.exp(log_mean_exp(log_w, 0) - torch.as_tensor(log_px, dtype=log_w.dtype))
+        raise ValueError(
+            f"log_w needs at least 2 replicates along dim 1, got {log_w.shape[1]}"
+        )
+    w_bar = torch.exp(
+        log_mean_exp(log_w, 0) - torch.as_tensor(log_px, dtype=log_w.dtype)
+    )
     g = torch.log(w_bar) - (w_bar - 1)
     return _mean_and_se(-g)
 
@@ -276,6 +295,8 @@ def subset_log_means(log_w: torch.Tensor, m: int) -> torch.Tensor:
     if m > k:
         raise ValueError(f"m must be at most k = {k}, got {m}")
     if math.comb(k, m) > 100_000:
-        raise ValueError(f"C(k, m) = {math.comb(k, m)} subsets is too many; use a smaller k or m")
+        raise ValueError(
+            f"C(k, m) = {math.comb(k, m)} subsets is too many; use a smaller k or m"
+        )
     index = torch.tensor(list(itertools.combinations(range(k), m)), device=log_w.device)
     return log_mean_exp(log_w[index], dim=1)

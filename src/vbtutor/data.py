@@ -46,7 +46,9 @@ def binary_digits(
         ((1437, 64), (360, 64), [0.0, 1.0])
     """
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be strictly between 0 and 1, got {test_size!r}")
+        raise ValueError(
+            f"test_size must be strictly between 0 and 1, got {test_size!r}"
+        )
     digits = load_digits()
     x = (digits.data >= 8).astype("float64")
     parts = train_test_split(

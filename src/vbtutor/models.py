@@ -46,7 +46,9 @@ class LinearGaussian(nn.Module):
         check_tensor("W", W, dim=2)
         check_tensor("b", b, dim=1)
         if b.shape[0] != W.shape[0]:
-            raise ValueError(f"b must have shape ({W.shape[0]},) to match W, got {tuple(b.shape)}")
+            raise ValueError(
+                f"b must have shape ({W.shape[0]},) to match W, got {tuple(b.shape)}"
+            )
         check_positive("sigma", sigma)
         self.W = nn.Parameter(W.clone())
         self.b = nn.Parameter(b.clone())
@@ -99,7 +101,9 @@ class LinearGaussian(nn.Module):
 
     def marginal(self) -> D.MultivariateNormal:
         """The exact p(x) = N(b, W W^T + sigma^2 I)."""
-        cov = self.W @ self.W.T + self.sigma**2 * torch.eye(self.x_dim, dtype=self.W.dtype)
+        cov = self.W @ self.W.T + self.sigma**2 * torch.eye(
+            self.x_dim, dtype=self.W.dtype
+        )
         return D.MultivariateNormal(self.b, covariance_matrix=cov)
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,17 +126,23 @@ class LinearGaussian(nn.Module):
         opts = dict(dtype=self.W.dtype, device=self.W.device, generator=generator)
         z = torch.randn(n, self.z_dim, **opts)
         with torch.no_grad():
-            return z @ self.W.T + self.b + self.sigma * torch.randn(n, self.x_dim, **opts)
+            return (
+                z @ self.W.T + self.b + self.sigma * torch.randn(n, self.x_dim, **opts)
+            )
 
     def _check_x(self, x: torch.Tensor) -> None:
         check_tensor("x", x, min_dim=1)
         if x.shape[-1] != self.x_dim:
-            raise ValueError(f"x must have last dimension {self.x_dim}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have last dimension {self.x_dim}, got {tuple(x.shape)}"
+            )
 
     def _check_z(self, z: torch.Tensor) -> None:
         check_tensor("z", z, min_dim=1)
         if z.shape[-1] != self.z_dim:
-            raise ValueError(f"z must have last dimension {self.z_dim}, got {tuple(z.shape)}")
+            raise ValueError(
+                f"z must have last dimension {self.z_dim}, got {tuple(z.shape)}"
+            )
 
 
 def ppca_mle(x: torch.Tensor, z_dim: int) -> LinearGaussian:
@@ -163,7 +173,9 @@ def ppca_mle(x: torch.Tensor, z_dim: int) -> LinearGaussian:
     n, x_dim = x.shape
     check_positive_int("z_dim", z_dim)
     if z_dim >= x_dim:
-        raise ValueError(f"z_dim must be smaller than x's dimension {x_dim}, got {z_dim}")
+        raise ValueError(
+            f"z_dim must be smaller than x's dimension {x_dim}, got {z_dim}"
+        )
     b = x.mean(0)
     cov = (x - b).T @ (x - b) / n
     evals, evecs = torch.linalg.eigh(cov)
@@ -219,7 +231,9 @@ class BernoulliVAE(nn.Module):
         """log p(x, z), broadcast over leading dimensions of ``z``."""
         check_tensor("x", x, min_dim=1)
         if x.shape[-1] != self.x_dim:
-            raise ValueError(f"x must have last dimension {self.x_dim}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have last dimension {self.x_dim}, got {tuple(x.shape)}"
+            )
         return self.likelihood(z).log_prob(x) + self.prior().log_prob(z)
 
     @torch.no_grad()

@@ -10,7 +10,10 @@ __all__ = ["elbo_gap_figure"]
 
 
 def elbo_gap_figure(
-    q: D.MultivariateNormal, posterior: D.MultivariateNormal, log_px: float, title: str = ""
+    q: D.MultivariateNormal,
+    posterior: D.MultivariateNormal,
+    log_px: float,
+    title: str = "",
 ) -> Figure:
     r"""Draw a 2-D proposal q against the posterior, and log p(x) split into ELBO + KL(q || p).
 
@@ -34,9 +37,13 @@ def elbo_gap_figure(
     """
     for name, dist in (("q", q), ("posterior", posterior)):
         if not isinstance(dist, D.MultivariateNormal) or dist.event_shape != (2,):
-            raise ValueError(f"{name} must be a 2-D MultivariateNormal with empty batch shape")
+            raise ValueError(
+                f"{name} must be a 2-D MultivariateNormal with empty batch shape"
+            )
         if dist.batch_shape != torch.Size():
-            raise ValueError(f"{name} must have empty batch shape, got {tuple(dist.batch_shape)}")
+            raise ValueError(
+                f"{name} must have empty batch shape, got {tuple(dist.batch_shape)}"
+            )
     kl = D.kl_divergence(q, posterior).item()
     fig = Figure(figsize=(8, 3.3))
     left, right = fig.subplots(1, 2, width_ratios=[1.2, 1])
@@ -47,7 +54,9 @@ def elbo_gap_figure(
         gx, gy = grid[..., 0], grid[..., 1]
         left.contourf(gx, gy, q.log_prob(grid).exp(), cmap="Blues", levels=12)
         left.contour(gx, gy, posterior.log_prob(grid).exp(), colors="k", levels=5)
-    left.set(title=f"{title}q (filled), posterior (lines)", xlabel="$z_1$", ylabel="$z_2$")
+    left.set(
+        title=f"{title}q (filled), posterior (lines)", xlabel="$z_1$", ylabel="$z_2$"
+    )
     right.bar([0], [log_px - kl], color="C0", label="ELBO")
     right.bar([0], [kl], bottom=[log_px - kl], color="C3", label="KL(q || p(z|x))")
     right.axhline(log_px, color="k", ls="--", label="log p(x)")

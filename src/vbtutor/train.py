@@ -130,7 +130,9 @@ def fit(
         optimiser.zero_grad()
         loss = loss_fn()
         if loss.dim() != 0:
-            raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
+            raise ValueError(
+                f"loss_fn must return a scalar, got shape {tuple(loss.shape)}"
+            )
         if not torch.isfinite(loss):
             raise ValueError(f"loss_fn returned {loss.item()} at step {step}")
         loss.backward()

@@ -132,6 +132,8 @@ def frame_slider(
     for v in values:
         fig = render(v)
         if not isinstance(fig, Figure):
-            raise ValueError(f"render must return a matplotlib Figure, got {type(fig).__name__}")
+            raise ValueError(
+                f"render must return a matplotlib Figure, got {type(fig).__name__}"
+            )
         frames.append(_png(fig, dpi))
     return FrameSlider(frames, values, name, start_index)
