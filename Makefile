@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 # Notebooks are tested single-threaded-deterministic on CPU, whatever the machine has.
-NB_ENV := VBTUTOR_DEVICE=cpu
+NB_ENV := VBTUTOR_DEVICE=cpu VBTUTOR_PROGRESS=off
+# MathJax is served from the book itself, so the HTML renders with no network.
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 
 .PHONY: book test lint unit nbval build-strict notebooks clean
 
@@ -16,7 +19,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-book: $(STAMP)
+$(MATHJAX):
+	rm -rf _vendor/mathjax .mathjax && mkdir -p .mathjax _vendor/mathjax
+	cd .mathjax && npm pack --silent mathjax@$(MATHJAX_VERSION) && tar xzf mathjax-*.tgz
+	cd .mathjax/package/es5 && cp -r tex-mml-chtml.js input output a11y ui sre adaptors \
+		$(CURDIR)/_vendor/mathjax/
+	rm -rf .mathjax
+
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --quiet
 
 test: $(STAMP)
@@ -33,7 +43,7 @@ nbval: $(STAMP)
 	$(NB_ENV) $(BIN)/pytest -q -p no:cacheprovider -o addopts="" --nbval --nbval-current-env \
 		--nbval-sanitize-with book/nbval_sanitize.cfg $(NOTEBOOKS)
 
-build-strict: $(STAMP)
+build-strict: $(STAMP) $(MATHJAX)
 	rm -rf _build/html
 	$(BIN)/jupyter-book build . -W -n --keep-going --quiet
 
@@ -41,5 +51,5 @@ notebooks: $(STAMP)
 	$(NB_ENV) $(BIN)/python tools/execute_notebooks.py $(if $(NB),book/$(NB).ipynb,$(NOTEBOOKS))
 
 clean:
-	rm -rf _build .pytest_cache .ruff_cache
+	rm -rf _build _vendor/mathjax .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

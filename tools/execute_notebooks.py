@@ -4,7 +4,9 @@ Usage: python tools/execute_notebooks.py book/a.ipynb [book/b.ipynb ...]
 Writes the measured seconds to book/runtimes.json (CPU, default quick settings).
 """
 
+import datetime
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -35,7 +37,9 @@ def main(paths: list[str]) -> int:
         seconds = execute(path)
         runtimes[path.stem] = {
             "seconds": round(seconds, 1),
+            "cpus": len(os.sched_getaffinity(0)),
             "machine": platform.machine(),
+            "date": datetime.date.today().isoformat(),
         }
         print(f"{path}: {seconds:.1f} s")
     RUNTIMES.write_text(json.dumps(dict(sorted(runtimes.items())), indent=2) + "\n")
