@@ -11,7 +11,9 @@ NB_ENV := VBTUTOR_DEVICE=cpu VBTUTOR_PROGRESS=off
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 
-.PHONY: book test lint unit nbval build-strict notebooks clean
+.PHONY: book test lint unit nbval build-strict browser notebooks clean
+# Root installs Debian packages directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +32,7 @@ book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --quiet
 
 test: $(STAMP)
-	$(MAKE) lint unit nbval build-strict
+	$(MAKE) lint unit nbval build-strict browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools book
@@ -46,6 +48,12 @@ nbval: $(STAMP)
 build-strict: $(STAMP) $(MATHJAX)
 	rm -rf _build/html
 	$(BIN)/jupyter-book build . -W -n --keep-going --quiet
+
+# Opens every page of the built book in Debian's headless Chromium (never a downloaded one).
+browser: $(STAMP)
+	command -v chromium >/dev/null || $(SUDO) apt-get install -y -q chromium \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+	$(BIN)/pytest -q -p no:cacheprovider -o addopts="" tests/browser
 
 notebooks: $(STAMP)
 	$(NB_ENV) $(BIN)/python tools/execute_notebooks.py $(if $(NB),book/$(NB).ipynb,$(NOTEBOOKS))

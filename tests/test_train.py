@@ -10,7 +10,14 @@ import pytest
 import torch
 from conftest import raises_naming
 
-from vbtutor.train import choose, fit, full_mode, get_device, seed_everything
+from vbtutor.train import (
+    choose,
+    fit,
+    full_mode,
+    get_device,
+    seed_everything,
+    show_progress,
+)
 
 
 def _draws() -> tuple[float, np.ndarray, torch.Tensor]:
@@ -183,3 +190,27 @@ def test_fit_rejects_a_non_finite_loss(w):
 def test_fit_rejects_empty_parameters(w):
     with raises_naming("parameters"):
         fit(lambda: w**2, [], steps=3)
+
+
+# --- progress bar -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting, shown", [("on", True), ("off", False), ("OFF", False), (None, True)]
+)
+def test_show_progress_follows_the_environment(monkeypatch, setting, shown):
+    if setting is None:
+        monkeypatch.delenv("VBTUTOR_PROGRESS", raising=False)
+    else:
+        monkeypatch.setenv("VBTUTOR_PROGRESS", setting)
+    assert show_progress() is shown
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_fit_draws_a_bar_only_when_progress_is_on(monkeypatch, capsys, setting):
+    monkeypatch.setenv("VBTUTOR_PROGRESS", setting)
+    w = torch.nn.Parameter(torch.tensor(2.0))
+    fit(lambda: w**2, [w], steps=60)
+    drawn = "training" in capsys.readouterr().err
+    assert drawn is (setting == "on")
+    assert w.item() < 2.0  # the bar does not change what is trained

@@ -40,7 +40,9 @@ def table_lines(runtimes: dict, order: list[str]) -> list[str]:
     for slug in sorted(runtimes, key=lambda s: slugs.index(s) if s in slugs else 1e9):
         run = runtimes[slug]
         ok = "yes" if run["seconds"] <= BUDGET_SECONDS else "**no**"
-        where = f"{run.get('date', '?')}, {run.get('cpus', '?')} cores, {run['machine']}"
+        where = (
+            f"{run.get('date', '?')}, {run.get('cpus', '?')} cores, {run['machine']}"
+        )
         lines.append(f"| {{doc}}`{slug}` | {run['seconds']:.1f} | {ok} | {where} |")
     return lines
 

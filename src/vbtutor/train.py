@@ -9,8 +9,16 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from tqdm.auto import trange
 
-__all__ = ["seed_everything", "get_device", "full_mode", "choose", "fit"]
+__all__ = [
+    "seed_everything",
+    "get_device",
+    "full_mode",
+    "choose",
+    "show_progress",
+    "fit",
+]
 
 T = TypeVar("T")
 
@@ -87,12 +95,26 @@ def choose(quick: T, full: T) -> T:
     return full if full_mode() else quick
 
 
+def show_progress() -> bool:
+    """True unless ``VBTUTOR_PROGRESS=off``.
+
+    A person running a notebook sees a progress bar during training; ``make notebooks``
+    and ``make test`` set ``VBTUTOR_PROGRESS=off``, so stored outputs stay deterministic.
+
+    Example:
+        >>> isinstance(show_progress(), bool)
+        True
+    """
+    return os.environ.get("VBTUTOR_PROGRESS", "on").strip().lower() != "off"
+
+
 def fit(
     loss_fn: Callable[[], torch.Tensor],
     parameters: Iterable[torch.nn.Parameter],
     steps: int,
     lr: float = 1e-3,
     record_every: int = 1,
+    progress: bool | None = None,
 ) -> list[float]:
     """Minimise ``loss_fn()`` with Adam for ``steps`` steps and return the recorded losses.
 
@@ -105,13 +127,15 @@ def fit(
         steps: number of optimiser steps, at least 1.
         lr: Adam learning rate, positive.
         record_every: keep the loss of every ``record_every``-th step.
+        progress: show a progress bar that disappears when training ends;
+            ``None`` follows :func:`show_progress`.
 
     Returns:
         The list of recorded loss values (Python floats).
 
     Example:
         >>> w = torch.nn.Parameter(torch.tensor(3.0))
-        >>> losses = fit(lambda: (w - 1.0) ** 2, [w], steps=500, lr=0.05)
+        >>> losses = fit(lambda: (w - 1.0) ** 2, [w], 500, lr=0.05, progress=False)
         >>> abs(w.item() - 1.0) < 1e-2
         True
     """
@@ -126,7 +150,9 @@ def fit(
         raise ValueError("parameters is empty: nothing to optimise")
     optimiser = torch.optim.Adam(params, lr=lr)
     history = []
-    for step in range(steps):
+    show = show_progress() if progress is None else progress
+    bar = trange(steps, desc="training", leave=False, disable=not show)
+    for step in bar:
         optimiser.zero_grad()
         loss = loss_fn()
         if loss.dim() != 0:
@@ -139,4 +165,6 @@ def fit(
         optimiser.step()
         if step % record_every == 0:
             history.append(loss.item())
+        if show and step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3g}", refresh=False)
     return history

@@ -1,0 +1,161 @@
+"""Open every page of the built book in headless Chromium and check what a reader sees.
+
+On each page: every network request stays on the book's own server (the HTML works
+offline), all math is typeset by MathJax without error nodes, every image has loaded,
+every internal link points at a page and anchor that exist, and there is no JavaScript
+error. On each page with a precomputed-frame slider, moving the slider shows another
+frame.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import pathlib
+import re
+import urllib.parse
+
+import pytest
+from conftest import BUILD
+
+HTML = sorted(
+    p.relative_to(BUILD).as_posix()
+    for p in BUILD.rglob("*.html")
+    if "_static" not in p.parts  # theme fragments, not pages
+)
+REDIRECT = re.compile(r'http-equiv="Refresh" content="0; url=([^"]+)"')
+REDIRECTS = [p for p in HTML if REDIRECT.search((BUILD / p).read_text())]
+PAGES = [p for p in HTML if p not in REDIRECTS]
+CHAPTERS = {nb.stem for nb in (BUILD.parents[1] / "book").glob("*.ipynb")}
+SLIDER_PAGES = [p for p in PAGES if 'type="range"' in (BUILD / p).read_text()]
+
+
+class _Ids(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.ids.update(v for k, v in attrs if k in ("id", "name") and v)
+
+
+@pytest.fixture(scope="module")
+def page_ids():
+    """Anchor ids of each built page, parsed once from the files."""
+    cache: dict[pathlib.Path, set[str]] = {}
+
+    def ids(path: pathlib.Path) -> set[str]:
+        if path not in cache:
+            parser = _Ids()
+            parser.feed(path.read_text())
+            cache[path] = parser.ids
+        return cache[path]
+
+    return ids
+
+
+def open_page(browser, base_url: str, path: str):
+    """Load a page, recording console errors and any request that leaves the server."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith(base_url) or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            problems.append(f"request off the book's server: {r.request.url}")
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "response",
+        lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"),
+    )
+    page.goto(base_url + path, wait_until="load")
+    return page, problems
+
+
+TYPESET = """async () => {
+  if (!window.MathJax) return null;
+  await MathJax.startup.promise;
+  const math = [...document.querySelectorAll('.math')];
+  return {
+    total: math.length,
+    untypeset: math.filter(m => !m.querySelector('mjx-container')).length,
+    errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
+  };
+}"""
+
+
+@pytest.mark.parametrize("path", REDIRECTS)
+def test_redirect_lands_on_a_page(browser, base_url, path):
+    target = REDIRECT.search((BUILD / path).read_text()).group(1)
+    assert target in PAGES
+    page, problems = open_page(browser, base_url, path)
+    page.wait_for_url(base_url + target)
+    page.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_renders_offline(browser, base_url, page_ids, path):
+    page, problems = open_page(browser, base_url, path)
+    math = page.evaluate(TYPESET)
+    if pathlib.Path(path).stem in CHAPTERS:
+        assert math and math["total"] > 0, "a chapter page without typeset math"
+    if math is None:
+        assert page.locator(".math").count() == 0, "math on the page but no MathJax"
+    else:
+        assert math["untypeset"] == 0 and math["errors"] == 0, math
+    broken = page.evaluate(
+        "[...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
+        ".map(i => i.src.slice(0, 80))"
+    )
+    assert broken == [], f"images that did not load: {broken}"
+    hrefs = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)")
+    for href in hrefs:
+        url = urllib.parse.urlsplit(href)
+        if not href.startswith(base_url):
+            continue
+        target = BUILD / urllib.parse.unquote(url.path).lstrip("/")
+        if target.is_dir():
+            target = target / "index.html"
+        assert target.is_file(), f"broken link {href}"
+        if url.fragment and target.suffix == ".html":
+            fragment = urllib.parse.unquote(url.fragment)
+            assert fragment in page_ids(target), f"missing anchor {href}"
+    page.close()
+    assert problems == []
+
+
+def test_every_chapter_and_slider_is_checked():
+    """The page lists found every chapter, and every chapter that makes a slider."""
+    assert CHAPTERS and CHAPTERS <= {pathlib.Path(p).stem for p in PAGES}
+    notebooks = (BUILD.parents[1] / "book").glob("*.ipynb")
+    with_sliders = {nb.stem for nb in notebooks if "frame_slider(" in nb.read_text()}
+    assert with_sliders == {pathlib.Path(p).stem for p in SLIDER_PAGES}
+
+
+@pytest.mark.parametrize("path", SLIDER_PAGES)
+def test_sliders_change_the_figure(browser, base_url, path):
+    page, problems = open_page(browser, base_url, path)
+    sliders = page.locator(".vbtutor-slider")
+    assert sliders.count() >= 1
+    for i in range(sliders.count()):
+        slider = sliders.nth(i)
+        slider.scroll_into_view_if_needed()
+        visible = slider.locator("img:visible")
+        before = visible.get_attribute("src")
+        label_before = slider.locator("output").inner_text()
+        handle = slider.locator('input[type="range"]')
+        at_end = handle.input_value() == handle.get_attribute("max")
+        handle.focus()
+        page.keyboard.press("Home" if at_end else "End")  # as a reader would
+        assert visible.count() == 1
+        after = visible.get_attribute("src")
+        assert after != before, "moving the slider did not change the figure"
+        assert slider.locator("output").inner_text() != label_before
+        assert visible.evaluate("i => i.complete && i.naturalWidth > 0")
+    page.close()
+    assert problems == []

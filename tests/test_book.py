@@ -1,0 +1,90 @@
+"""Checks on the book's sources: Colab install cells, exercises, the run-time table."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from runtimes import table_lines, toc_order  # noqa: E402
+
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+COLAB_CELL = """\
+# On Colab, install the book's companion package first; elsewhere this does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    %pip install --quiet "vbtutor @ git+{url}"
+"""
+
+
+def cells(path: pathlib.Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_every_notebook_is_in_the_toc():
+    in_toc = {f.split("/")[-1] for f in toc_order(TOC)}
+    assert NOTEBOOKS and {nb.stem for nb in NOTEBOOKS} <= in_toc
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_code_cell_installs_vbtutor_on_colab(notebook):
+    """The cell installs from the one repository URL of _config.yml, and is hidden in HTML."""
+    first = next(c for c in cells(notebook) if c["cell_type"] == "code")
+    expected = COLAB_CELL.format(url=CONFIG["repository"]["url"])
+    assert source(first) == expected.rstrip("\n")
+    assert "remove-cell" in first["metadata"].get("tags", [])
+    assert first["outputs"] == []  # it did nothing when the notebook was executed here
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_ends_with_exercises_and_hidden_solutions(notebook):
+    text = "\n".join(source(c) for c in cells(notebook) if c["cell_type"] == "markdown")
+    assert "## Exercises" in text
+    exercises = text.split("## Exercises", 1)[1]
+    assert exercises.count(":::{dropdown} Solution") >= 2
+
+
+def test_launch_buttons_point_at_colab_and_binder():
+    launch = CONFIG["launch_buttons"]
+    assert launch["colab_url"].startswith("https://colab.research.google.com")
+    assert launch["binderhub_url"].startswith("https://mybinder.org")
+    assert CONFIG["repository"]["url"].startswith("https://github.com/")
+
+
+def test_runtimes_cover_every_chapter_within_budget():
+    runtimes = json.loads((ROOT / "book" / "runtimes.json").read_text())
+    assert {nb.stem for nb in NOTEBOOKS} <= set(runtimes)
+    for slug, run in runtimes.items():
+        assert 0 < run["seconds"] <= 60, f"{slug} takes {run['seconds']} s"
+
+
+def test_toc_order_is_depth_first():
+    toc = {
+        "root": "a",
+        "parts": [{"chapters": [{"file": "b", "sections": [{"file": "c"}]}]}],
+    }
+    assert toc_order(toc) == ["a", "b", "c"]
+
+
+def test_runtime_table_rows_follow_the_book_and_flag_overruns():
+    runs = {
+        "slow": {"seconds": 75.0, "machine": "x86_64", "cpus": 2, "date": "d"},
+        "fast": {"seconds": 5.04, "machine": "x86_64", "cpus": 2, "date": "d"},
+    }
+    header, rule, first, second = table_lines(runs, ["book/fast", "book/slow"])
+    assert header.startswith("| Chapter") and rule.startswith("|:--")
+    assert first == "| {doc}`fast` | 5.0 | yes | d, 2 cores, x86_64 |"
+    assert second == "| {doc}`slow` | 75.0 | **no** | d, 2 cores, x86_64 |"
