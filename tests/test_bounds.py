@@ -22,7 +22,7 @@ from conftest import (
 from scipy import special
 from torch import distributions as D
 
-from vbtutor import bounds
+from vbtutor import bounds, train
 from vbtutor.models import BernoulliVAE
 
 ESTIMATORS = [bounds.elbo, bounds.iwae]
@@ -505,3 +505,52 @@ def test_subset_log_means_rejects_bad_m(m):
 def test_subset_log_means_refuses_too_many_subsets():
     with raises_naming("m"):
         bounds.subset_log_means(torch.zeros(30, dtype=torch.float64), 15)
+
+
+# --- score-function surrogate ----------------------------------------------------------
+
+
+def test_score_and_reparameterised_gradients_are_both_unbiased(model, x):
+    """Both estimators of grad_phi ELBO average to the exact gradient of
+    log p(x) - KL(q || posterior), differentiated in closed form (4 SE)."""
+    post = model.posterior(x[:1])
+    mean = (post.mean[0] + 0.4).clone().requires_grad_(True)
+    log_std = (
+        (0.5 * post.covariance_matrix[0].diagonal().log()).clone().requires_grad_(True)
+    )
+
+    def q():
+        return diag_gaussian(mean, log_std.exp())
+
+    cov = torch.diag_embed(q().base_dist.scale ** 2)
+    exact_kl = D.kl_divergence(
+        D.MultivariateNormal(q().mean, cov),
+        D.MultivariateNormal(post.mean[0], post.covariance_matrix[0]),
+    )
+    exact = torch.cat(
+        [g.flatten() for g in torch.autograd.grad(-exact_kl, [mean, log_std])]
+    )
+    x0 = x[0]
+    for surrogate in (
+        lambda: bounds.elbo(model, q(), x0).value,
+        lambda: bounds.elbo_score_surrogate(model, q(), x0),
+    ):
+        draws = train.gradient_samples(surrogate, [mean, log_std], 4000)
+        estimate, se = mean_and_se(draws)
+        assert_within_se(estimate, exact.detach(), se)
+
+
+def test_score_surrogate_has_the_value_of_the_elbo_estimate(model, x):
+    q = poor_proposal(model, x)
+    torch.manual_seed(7)
+    value = bounds.elbo_score_surrogate(model, q, x, k=3)
+    torch.manual_seed(7)
+    z = q.sample((3,))
+    expected = bounds.elbo(model, q, x, z=z).value
+    torch.testing.assert_close(value, expected)
+
+
+@pytest.mark.parametrize("k", [0, 1.5, True])
+def test_score_surrogate_rejects_bad_k(model, x, k):
+    with raises_naming("k"):
+        bounds.elbo_score_surrogate(model, poor_proposal(model, x), x, k=k)

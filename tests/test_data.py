@@ -11,7 +11,7 @@ import torch
 from conftest import raises_naming
 from sklearn.datasets import load_digits
 
-from vbtutor.data import Split, binary_digits
+from vbtutor.data import Split, binary_digits, grey_digits
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +88,21 @@ def test_dtype_and_device_are_honoured():
 def test_test_size_must_be_a_fraction(test_size):
     with raises_naming("test_size"):
         binary_digits(test_size=test_size)
+
+
+def test_grey_digits_are_the_same_split_scaled(digits, split):
+    grey = grey_digits()
+    pixels, labels = digits
+    assert torch.equal(grey.y_train, split.y_train)
+    assert torch.equal(grey.y_test, split.y_test)
+    # thresholding the grey images at 8/16 gives back the binary ones
+    assert torch.equal((grey.x_train >= 0.5).float(), split.x_train)
+    levels = set((grey.x_train * 16).round().int().unique().tolist())
+    assert levels <= set(range(17)) and float(grey.x_train.max()) == 1.0
+    assert Counter(grey.y_test.tolist()) == Counter(split.y_test.tolist())
+
+
+@pytest.mark.parametrize("test_size", [0.0, 1.0, -0.5])
+def test_grey_digits_reject_bad_test_size(test_size):
+    with raises_naming("test_size"):
+        grey_digits(test_size=test_size)

@@ -18,7 +18,7 @@ from conftest import (
 from scipy import integrate, stats
 from sklearn.decomposition import PCA
 
-from vbtutor.models import BernoulliVAE, LinearGaussian, ppca_mle
+from vbtutor.models import BernoulliVAE, GaussianVAE, LinearGaussian, ppca_mle
 
 
 def numpy_params(model: LinearGaussian) -> tuple[np.ndarray, np.ndarray, float]:
@@ -386,3 +386,33 @@ def test_vae_rejects_bad_dimensions(argument):
 def test_vae_rejects_x_of_the_wrong_width(vae):
     with raises_naming("x"):
         vae.log_joint(torch.zeros(2, 11, dtype=torch.float64), torch.zeros(2, 3))
+
+
+# --- GaussianVAE -------------------------------------------------------------------------
+
+
+def test_gaussian_vae_likelihood_is_squared_error_plus_constant():
+    torch.manual_seed(0)
+    vae = GaussianVAE(x_dim=5, z_dim=2, hidden=(4,), sigma=0.3).double()
+    z, x = torch.randn(3, 2, dtype=torch.float64), torch.rand(3, 5, dtype=torch.float64)
+    x_hat = vae.decode(z)
+    expected = stats.norm(to_numpy(x_hat), 0.3).logpdf(to_numpy(x)).sum(-1)
+    np.testing.assert_allclose(
+        to_numpy(vae.likelihood(z).log_prob(x)), expected, rtol=1e-12
+    )
+    assert bool(((x_hat > 0) & (x_hat < 1)).all())  # the sigmoid keeps means in (0, 1)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, math.nan])
+def test_gaussian_vae_rejects_bad_sigma(sigma):
+    with raises_naming("sigma"):
+        GaussianVAE(x_dim=5, z_dim=2, hidden=(4,), sigma=sigma)
+
+
+def test_vae_samples_are_decoded_prior_draws():
+    vae = GaussianVAE(x_dim=5, z_dim=2, hidden=(4,), sigma=0.3)
+    torch.manual_seed(1)
+    samples = vae.sample(4)
+    torch.manual_seed(1)
+    expected = vae.decode(vae.prior().sample((4,)))
+    torch.testing.assert_close(samples, expected.detach())

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import raises_naming
+from matplotlib.figure import Figure
 from torch import distributions as D
 
-from vbtutor.plotting import elbo_gap_figure
+from vbtutor.plotting import elbo_gap_figure, image_grid
 
 
 def gaussian_kl(m0, S0, m1, S1) -> float:
@@ -60,3 +61,24 @@ def test_rejects_non_2d_or_batched_gaussians(pair, bad):
         args = {"q": q, "posterior": post, bad: wrong}
         with raises_naming(bad):
             elbo_gap_figure(args["q"], args["posterior"], log_px=0.0)
+
+
+def test_image_grid_places_each_image_in_its_cell():
+    images = torch.rand(5, 64)
+    fig = Figure()
+    image_grid(fig.subplots(), images, ncol=3, title="t")
+    ax = fig.axes[0]
+    canvas = np.asarray(ax.images[0].get_array())
+    assert canvas.shape == (2 * 9 - 1, 3 * 9 - 1) and ax.get_title() == "t"
+    for i in range(5):
+        r, c = divmod(i, 3)
+        cell = canvas[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8]
+        np.testing.assert_allclose(cell, images[i].reshape(8, 8).numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(canvas[8, :], 1.0)  # white gap between rows
+    np.testing.assert_array_equal(canvas[9:, 18:], 1.0)  # the empty sixth cell
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(3, 63), torch.zeros(64)])
+def test_image_grid_rejects_wrong_shapes(bad):
+    with raises_naming("images"):
+        image_grid(Figure().subplots(), bad)

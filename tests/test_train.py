@@ -10,11 +10,15 @@ import pytest
 import torch
 from conftest import raises_naming
 
+from vbtutor import bounds
+from vbtutor.models import BernoulliVAE
 from vbtutor.train import (
     choose,
     fit,
+    fit_vae,
     full_mode,
     get_device,
+    gradient_samples,
     seed_everything,
     show_progress,
 )
@@ -214,3 +218,60 @@ def test_fit_draws_a_bar_only_when_progress_is_on(monkeypatch, capsys, setting):
     drawn = "training" in capsys.readouterr().err
     assert drawn is (setting == "on")
     assert w.item() < 2.0  # the bar does not change what is trained
+
+
+# --- gradient_samples and fit_vae ----------------------------------------------------
+
+
+def test_gradient_samples_match_the_analytic_gradient_distribution():
+    """loss = w * eps with eps ~ N(3, 2^2): the gradient draws are the eps draws."""
+    w = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+    draws = gradient_samples(
+        lambda: w * (3.0 + 2.0 * torch.randn((), dtype=torch.float64)), [w], 4000
+    )
+    assert draws.shape == (4000, 1)
+    mean, se = draws.mean().item(), draws.std().item() / 4000**0.5
+    assert abs(mean - 3.0) < 4 * se
+    assert abs(draws.std().item() - 2.0) < 4 * 2.0 / (2 * 3999) ** 0.5
+
+
+def test_gradient_samples_flatten_in_parameter_order_and_fill_unused_with_zeros():
+    a = torch.nn.Parameter(torch.ones(2, 2))
+    b = torch.nn.Parameter(torch.ones(3))
+    unused = torch.nn.Parameter(torch.ones(1))
+    draws = gradient_samples(lambda: (a * 2).sum() + (b * 5).sum(), [a, b, unused], 2)
+    expected = torch.tensor([2.0] * 4 + [5.0] * 3 + [0.0])
+    torch.testing.assert_close(draws, expected.expand(2, 8))
+
+
+@pytest.mark.parametrize("n", [1, 0, 2.5, True])
+def test_gradient_samples_reject_bad_n(n):
+    w = torch.nn.Parameter(torch.tensor(1.0))
+    with raises_naming("n"):
+        gradient_samples(lambda: w * 2, [w], n)
+
+
+def test_fit_vae_raises_the_elbo_and_records_its_terms():
+    seed_everything(0)
+    x = torch.bernoulli(torch.full((50, 6), 0.3))
+    vae = BernoulliVAE(x_dim=6, z_dim=2, hidden=(8,))
+    with torch.no_grad():
+        before = bounds.elbo(vae, vae.encode(x), x, 200).value.mean()
+    history = fit_vae(vae, x, steps=300, batch_size=20, lr=1e-2, record_every=10)
+    with torch.no_grad():
+        after = bounds.elbo(vae, vae.encode(x), x, 200).value.mean()
+    assert after > before
+    assert all(len(v) == 30 for v in history.values())
+    assert all(k >= 0 for k in history["kl"])  # a KL is never negative
+
+
+@pytest.mark.parametrize(
+    "kwargs, name", [({"batch_size": 0}, "batch_size"), ({"steps": 0}, "steps")]
+)
+def test_fit_vae_rejects_bad_settings(kwargs, name):
+    vae = BernoulliVAE(x_dim=6, z_dim=2, hidden=(8,))
+    settings = {"steps": 5, **kwargs}
+    with raises_naming(name):
+        fit_vae(vae, torch.zeros(10, 6), **settings)
+    with raises_naming("x"):
+        fit_vae(vae, torch.zeros(6), steps=5)

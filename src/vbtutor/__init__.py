@@ -1,11 +1,25 @@
 """vbtutor: the companion package of the book *Variational Bayes, checked*."""
 
-from . import bounds, data, models, nn, plotting, train, widgets
+from . import (
+    adversarial,
+    bounds,
+    data,
+    distributions,
+    metrics,
+    models,
+    nn,
+    plotting,
+    train,
+    widgets,
+)
 from .train import choose, full_mode, get_device, seed_everything
 
 __all__ = [
+    "adversarial",
     "bounds",
     "data",
+    "distributions",
+    "metrics",
     "models",
     "nn",
     "plotting",

@@ -1,4 +1,4 @@
-"""Data sets that need no network: scikit-learn's binarised 8x8 digits."""
+"""Data sets that need no network: scikit-learn's 8x8 digits, binarised or grey."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-__all__ = ["Split", "binary_digits"]
+__all__ = ["Split", "binary_digits", "grey_digits"]
 
 
 class Split(NamedTuple):
@@ -45,12 +45,37 @@ def binary_digits(
         >>> tuple(d.x_train.shape), tuple(d.x_test.shape), sorted(d.x_train.unique().tolist())
         ((1437, 64), (360, 64), [0.0, 1.0])
     """
+    return _digits(lambda pixels: pixels >= 8, test_size, seed, device, dtype)
+
+
+def grey_digits(
+    test_size: float = 0.2,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Split:
+    """The same digits and split as :func:`binary_digits`, with intensities scaled to [0, 1].
+
+    Each pixel takes one of the 17 values k/16. Chapter: vae (Gaussian decoder, VAE-GAN).
+
+    Arguments:
+        test_size, seed, device, dtype: as in :func:`binary_digits`.
+
+    Example:
+        >>> d = grey_digits()
+        >>> tuple(d.x_test.shape), d.x_train.min().item(), d.x_train.max().item()
+        ((360, 64), 0.0, 1.0)
+    """
+    return _digits(lambda pixels: pixels / 16, test_size, seed, device, dtype)
+
+
+def _digits(transform, test_size, seed, device, dtype) -> Split:
     if not 0 < test_size < 1:
         raise ValueError(
             f"test_size must be strictly between 0 and 1, got {test_size!r}"
         )
     digits = load_digits()
-    x = (digits.data >= 8).astype("float64")
+    x = transform(digits.data).astype("float64")
     parts = train_test_split(
         x, digits.target, test_size=test_size, random_state=seed, stratify=digits.target
     )

@@ -9,7 +9,7 @@ from torch import nn
 from ._checks import check_positive, check_positive_int, check_tensor
 from .nn import MLP, GaussianEncoder
 
-__all__ = ["LinearGaussian", "ppca_mle", "BernoulliVAE"]
+__all__ = ["LinearGaussian", "ppca_mle", "VAE", "BernoulliVAE", "GaussianVAE"]
 
 
 def _standard_normal(z_dim: int, like: torch.Tensor) -> D.Distribution:
@@ -185,25 +185,19 @@ def ppca_mle(x: torch.Tensor, z_dim: int) -> LinearGaussian:
     return LinearGaussian(W, b, sigma2.sqrt())
 
 
-class BernoulliVAE(nn.Module):
-    r"""A VAE for binary data: Gaussian encoder q(z|x), N(0, I) prior, Bernoulli decoder.
+class VAE(nn.Module):
+    r"""A VAE: Gaussian encoder q(z|x), N(0, I) prior, and a decoder network.
 
-    Chapters: iwae (trained with the ELBO_k and IWAE_k objectives), vae.
+    Subclasses choose the likelihood p(x|z) by defining :meth:`likelihood` from the
+    decoder's output. Chapters: iwae, vae.
 
     Arguments:
-        x_dim: number of binary pixels.
+        x_dim: data dimension.
         z_dim: latent dimension.
         hidden: widths of the hidden layers of both encoder and decoder.
 
     References:
-        Kingma & Welling (2013), arXiv:1312.6114; Burda et al. (2015), arXiv:1509.00519.
-
-    Example:
-        >>> vae = BernoulliVAE(x_dim=64, z_dim=4, hidden=(32,))
-        >>> x = torch.bernoulli(torch.full((3, 64), 0.5))
-        >>> z = vae.encode(x).rsample((5,))
-        >>> vae.log_joint(x, z).shape
-        torch.Size([5, 3])
+        Kingma & Welling (2013), arXiv:1312.6114.
     """
 
     def __init__(self, x_dim: int, z_dim: int, hidden: tuple[int, ...] = (100, 100)):
@@ -223,9 +217,12 @@ class BernoulliVAE(nn.Module):
         return _standard_normal(self.z_dim, next(self.parameters()))
 
     def likelihood(self, z: torch.Tensor) -> D.Distribution:
-        """p_theta(x|z): independent Bernoulli pixels with logits from the decoder."""
-        check_tensor("z", z, min_dim=1)
-        return D.Independent(D.Bernoulli(logits=self.decoder(z)), 1)
+        """p_theta(x|z); defined by each subclass."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p_theta(x|z): what the decoder "reconstructs" from ``z``."""
+        return self.likelihood(z).mean
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, z), broadcast over leading dimensions of ``z``."""
@@ -238,7 +235,66 @@ class BernoulliVAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
-        """Pixel probabilities of ``n`` decoded prior draws."""
+        """Decoded means of ``n`` prior draws."""
         check_positive_int("n", n)
-        z = self.prior().sample((n,))
-        return torch.sigmoid(self.decoder(z))
+        return self.decode(self.prior().sample((n,)))
+
+
+class BernoulliVAE(VAE):
+    r"""A VAE for binary data: independent Bernoulli pixels with logits from the decoder.
+
+    Chapters: iwae (trained with the ELBO_k and IWAE_k objectives), vae.
+
+    Arguments:
+        x_dim, z_dim, hidden: as in :class:`VAE`.
+
+    References:
+        Kingma & Welling (2013), arXiv:1312.6114; Burda et al. (2015), arXiv:1509.00519.
+
+    Example:
+        >>> vae = BernoulliVAE(x_dim=64, z_dim=4, hidden=(32,))
+        >>> x = torch.bernoulli(torch.full((3, 64), 0.5))
+        >>> z = vae.encode(x).rsample((5,))
+        >>> vae.log_joint(x, z).shape
+        torch.Size([5, 3])
+    """
+
+    def likelihood(self, z: torch.Tensor) -> D.Distribution:
+        """p_theta(x|z): independent Bernoulli pixels with logits from the decoder."""
+        check_tensor("z", z, min_dim=1)
+        return D.Independent(D.Bernoulli(logits=self.decoder(z)), 1)
+
+
+class GaussianVAE(VAE):
+    r"""A VAE with a Gaussian decoder of fixed noise: p(x|z) = N(sigmoid(f(z)), sigma^2 I).
+
+    With sigma fixed, :math:`-\log p(x|z)` is the squared error
+    :math:`\|x - \hat x\|^2 / (2\sigma^2)` plus the constant
+    :math:`\tfrac{D}{2}\log(2\pi\sigma^2)`, so sigma sets the weight of reconstruction
+    against the KL term. Chapter: vae.
+
+    Arguments:
+        x_dim, z_dim, hidden: as in :class:`VAE`.
+        sigma: the decoder's noise standard deviation, positive.
+
+    Example:
+        >>> vae = GaussianVAE(x_dim=64, z_dim=2, hidden=(32,), sigma=0.1)
+        >>> vae.sample(3).shape
+        torch.Size([3, 64])
+    """
+
+    def __init__(
+        self,
+        x_dim: int,
+        z_dim: int,
+        hidden: tuple[int, ...] = (100, 100),
+        sigma: float = 0.1,
+    ):
+        super().__init__(x_dim, z_dim, hidden)
+        check_positive("sigma", sigma)
+        self.sigma = float(sigma)
+
+    def likelihood(self, z: torch.Tensor) -> D.Distribution:
+        """p_theta(x|z) = N(sigmoid(decoder(z)), sigma^2 I)."""
+        check_tensor("z", z, min_dim=1)
+        return D.Independent(D.Normal(torch.sigmoid(self.decoder(z)), self.sigma), 1)

@@ -1,12 +1,14 @@
-"""Figures shared by chapters: a Gaussian proposal against a posterior, and the ELBO/KL split."""
+"""Figures shared by chapters: the ELBO/KL split of a Gaussian proposal, image grids."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import distributions as D
 
-__all__ = ["elbo_gap_figure"]
+__all__ = ["elbo_gap_figure", "image_grid"]
 
 
 def elbo_gap_figure(
@@ -64,3 +66,43 @@ def elbo_gap_figure(
     right.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def image_grid(
+    ax: Axes, images, side: int = 8, ncol: int = 10, title: str = ""
+) -> None:
+    """Tile square grey images (rows of ``side * side`` pixels in [0, 1]) on ``ax``.
+
+    Images are separated by one-pixel white gaps; the axis frame and ticks are hidden.
+    Chapter: vae.
+
+    Arguments:
+        ax: the matplotlib axes to draw on.
+        images: array or tensor of shape ``(n, side * side)``.
+        side: image width and height in pixels.
+        ncol: images per row of the grid.
+        title: axes title.
+
+    Example:
+        >>> fig = Figure()
+        >>> image_grid(fig.subplots(), np.zeros((12, 64)), ncol=5)
+        >>> fig.axes[0].images[0].get_array().shape
+        (26, 44)
+    """
+    a = torch.as_tensor(images).detach().cpu().double().numpy()
+    if a.ndim != 2 or a.shape[1] != side * side:
+        raise ValueError(f"images must have shape (n, {side * side}), got {a.shape}")
+    if ncol < 1:
+        raise ValueError(f"ncol must be at least 1, got {ncol}")
+    n, ncol = len(a), min(ncol, len(a))
+    nrow = -(-n // ncol)
+    canvas = np.ones((nrow * (side + 1) - 1, ncol * (side + 1) - 1))
+    for i, image in enumerate(a.reshape(n, side, side)):
+        r, c = divmod(i, ncol)
+        canvas[
+            r * (side + 1) : r * (side + 1) + side,
+            c * (side + 1) : c * (side + 1) + side,
+        ] = image
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set(xticks=[], yticks=[], title=title)
+    ax.set_frame_on(False)

@@ -9,7 +9,10 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import distributions as D
 from tqdm.auto import trange
+
+from .bounds import elbo
 
 __all__ = [
     "seed_everything",
@@ -18,6 +21,8 @@ __all__ = [
     "choose",
     "show_progress",
     "fit",
+    "gradient_samples",
+    "fit_vae",
 ]
 
 T = TypeVar("T")
@@ -167,4 +172,110 @@ def fit(
             history.append(loss.item())
         if show and step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3g}", refresh=False)
+    return history
+
+
+def gradient_samples(
+    loss_fn: Callable[[], torch.Tensor],
+    parameters: Iterable[torch.nn.Parameter],
+    n: int,
+) -> torch.Tensor:
+    """Draw ``n`` independent stochastic gradients of ``loss_fn()``, flattened.
+
+    Each call of ``loss_fn`` draws fresh Monte Carlo samples, so the rows are independent
+    draws of the gradient estimator; their spread is the estimator's noise. Chapter: vae.
+
+    Arguments:
+        loss_fn: returns a scalar tensor.
+        parameters: the parameters to differentiate with respect to.
+        n: number of draws, at least 2.
+
+    Returns:
+        Tensor of shape ``(n, P)`` with ``P`` the total number of parameter entries.
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+        >>> g = gradient_samples(lambda: (w * torch.randn(2)).sum(), [w], n=4)
+        >>> g.shape
+        torch.Size([4, 2])
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise ValueError(f"n must be an int of at least 2, got {n!r}")
+    params = list(parameters)
+    if not params:
+        raise ValueError("parameters is empty: nothing to differentiate")
+    rows = []
+    for _ in range(n):
+        loss = loss_fn()
+        if loss.dim() != 0:
+            raise ValueError(
+                f"loss_fn must return a scalar, got shape {tuple(loss.shape)}"
+            )
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        rows.append(
+            torch.cat(
+                [
+                    (g if g is not None else torch.zeros_like(p)).flatten()
+                    for g, p in zip(grads, params, strict=True)
+                ]
+            )
+        )
+    return torch.stack(rows)
+
+
+def fit_vae(
+    vae,
+    x: torch.Tensor,
+    steps: int,
+    objective: Callable | None = None,
+    k: int = 1,
+    batch_size: int = 100,
+    lr: float = 3e-3,
+    record_every: int = 10,
+) -> dict[str, list[float]]:
+    """Train a VAE on mini-batches of ``x`` with :func:`fit`, maximising an ELBO-type bound.
+
+    Every ``record_every`` steps the history records the objective on the current batch
+    and the ELBO's two terms for one fresh draw z ~ q(z|x): the reconstruction term
+    log p(x|z) and the closed-form KL(q(z|x) || p(z)), each averaged over the batch.
+    Chapters: vae (and any chapter that trains a VAE on digits).
+
+    Arguments:
+        vae: a :class:`vbtutor.models.VAE`.
+        x: training data of shape ``(n, x_dim)``; batches are drawn with replacement.
+        steps: optimiser steps.
+        objective: a bound from :mod:`vbtutor.bounds` with the signature of
+            :func:`~vbtutor.bounds.elbo` (default: the ELBO).
+        k: samples per data point passed to ``objective``.
+        batch_size: mini-batch size, at least 1.
+        lr: Adam learning rate.
+        record_every: record the history every this many steps.
+
+    Returns:
+        Dict with lists ``objective``, ``reconstruction`` and ``kl``.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a 2-D tensor of data rows, got {type(x).__name__}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    objective = objective or elbo
+    history: dict[str, list[float]] = {"objective": [], "reconstruction": [], "kl": []}
+    step = 0
+
+    def loss() -> torch.Tensor:
+        nonlocal step
+        batch = x[torch.randint(0, len(x), (batch_size,), device=x.device)]
+        q = vae.encode(batch)
+        value = objective(vae, q, batch, k).value.mean()
+        if step % record_every == 0:
+            with torch.no_grad():
+                recon = vae.likelihood(q.sample()).log_prob(batch).mean()
+                kl = D.kl_divergence(q, vae.prior()).mean()
+            history["objective"].append(value.item())
+            history["reconstruction"].append(recon.item())
+            history["kl"].append(kl.item())
+        step += 1
+        return -value
+
+    fit(loss, vae.parameters(), steps=steps, lr=lr, record_every=record_every)
     return history

@@ -1,0 +1,139 @@
+"""Tests for vbtutor.adversarial: the VAE-GAN losses and their training loop."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from conftest import raises_naming
+from torch import distributions as D
+
+from vbtutor.adversarial import Discriminator, train_vaegan, vaegan_losses
+from vbtutor.models import GaussianVAE
+
+
+@pytest.fixture
+def nets():
+    torch.manual_seed(0)
+    vae = GaussianVAE(x_dim=6, z_dim=2, hidden=(8,), sigma=0.3).double()
+    disc = Discriminator(x_dim=6, hidden=(5, 4)).double()
+    return vae, disc
+
+
+@pytest.fixture
+def x():
+    return torch.rand(7, 6, dtype=torch.float64)
+
+
+def test_discriminator_shapes(nets, x):
+    _, disc = nets
+    assert disc.features(x).shape == (7, 4)
+    assert disc(x).shape == (7,)
+
+
+def test_losses_match_their_definitions_on_the_same_draws(nets, x):
+    """Recompute every loss from its formula with the same random draws."""
+    vae, disc = nets
+    torch.manual_seed(3)
+    losses = vaegan_losses(vae, disc, x, gamma=2.0)
+    torch.manual_seed(3)
+    q = vae.encode(x)
+    x_rec = vae.decode(q.rsample())
+    x_gen = vae.decode(vae.prior().sample((7,)))
+    kl = D.kl_divergence(q, vae.prior()).mean()
+    feat = 0.5 * ((disc.features(x) - disc.features(x_rec)) ** 2).sum(-1).mean()
+    p_real, p_rec, p_gen = (torch.sigmoid(disc(a)) for a in (x, x_rec, x_gen))
+    fool = -(p_rec.log().mean() + p_gen.log().mean())
+    classify = -(
+        p_real.log().mean() + (1 - p_rec).log().mean() + (1 - p_gen).log().mean()
+    )
+    torch.testing.assert_close(losses["kl"], kl)
+    torch.testing.assert_close(losses["feature_error"], feat)
+    torch.testing.assert_close(losses["encoder"], kl + feat)
+    torch.testing.assert_close(losses["decoder"], 2.0 * feat + fool)
+    torch.testing.assert_close(losses["discriminator"], classify)
+
+
+def test_feature_error_is_a_gaussian_negative_log_likelihood_up_to_a_constant(nets, x):
+    vae, disc = nets
+    torch.manual_seed(4)
+    feature_error = vaegan_losses(vae, disc, x)["feature_error"]
+    torch.manual_seed(4)
+    x_rec = vae.decode(vae.encode(x).rsample())
+    target = disc.features(x)
+    normal = D.Independent(D.Normal(disc.features(x_rec), 1.0), 1)
+    nll = -normal.log_prob(target).mean()
+    constant = 0.5 * target.shape[-1] * math.log(2 * math.pi)
+    torch.testing.assert_close(feature_error, nll - constant)
+
+
+def test_training_updates_each_network_only_with_its_own_loss(nets, x):
+    """After one step each network has moved by an Adam step on its own loss alone.
+
+    Adam's first step is lr * g / (|g| + eps) per entry, so the expected move of every
+    parameter follows from the gradient of the network's own loss on the same draws.
+    """
+    vae, disc = nets
+    start = copy.deepcopy((vae, disc))
+    lr = 0.01
+    torch.manual_seed(5)
+    train_vaegan(vae, disc, x, steps=1, batch_size=7, lr=lr)
+    vae0, disc0 = start
+    torch.manual_seed(5)
+    batch = x[torch.randint(0, 7, (7,))]
+    losses = vaegan_losses(vae0, disc0, batch)
+    groups = {
+        "encoder": (vae0.encoder, vae.encoder),
+        "decoder": (vae0.decoder, vae.decoder),
+        "discriminator": (disc0, disc),
+    }
+    for name, (old, new) in groups.items():
+        params = list(old.parameters())
+        grads = torch.autograd.grad(losses[name], params, retain_graph=True)
+        for p0, p1, g in zip(params, new.parameters(), grads, strict=True):
+            expected = p0 - lr * g / (g.abs() + 1e-8)
+            torch.testing.assert_close(p1.detach(), expected.detach(), msg=name)
+
+
+def test_training_records_every_loss(nets, x):
+    vae, disc = nets
+    history = train_vaegan(vae, disc, x, steps=3, batch_size=4)
+    assert set(history) == {
+        "encoder",
+        "decoder",
+        "discriminator",
+        "kl",
+        "feature_error",
+    }
+    assert all(
+        len(v) == 3 and all(math.isfinite(a) for a in v) for v in history.values()
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"steps": 0}, "steps"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": 0.0}, "lr"),
+        ({"gamma": -1.0}, "gamma"),
+    ],
+)
+def test_training_rejects_bad_settings(nets, x, kwargs, name):
+    vae, disc = nets
+    settings = {"steps": 1, **kwargs}
+    with raises_naming(name):
+        train_vaegan(vae, disc, x, **settings)
+
+
+def test_losses_reject_a_non_matrix_batch(nets):
+    vae, disc = nets
+    with raises_naming("x"):
+        vaegan_losses(vae, disc, torch.zeros(6, dtype=torch.float64))
+
+
+def test_discriminator_needs_a_hidden_layer():
+    with raises_naming("hidden"):
+        Discriminator(6, hidden=())

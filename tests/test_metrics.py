@@ -1,0 +1,93 @@
+"""Tests for vbtutor.metrics: sharpness, classifier features, the Fréchet distance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import raises_naming
+from scipy import linalg, ndimage
+from sklearn.neural_network import MLPClassifier
+
+from vbtutor.metrics import classifier_features, frechet_distance, sharpness
+
+
+def test_frechet_distance_between_gaussians_matches_the_closed_form():
+    """Sample features from two Gaussians: the estimate approaches the exact distance."""
+    rng = np.random.default_rng(0)
+    m1, m2 = np.array([0.0, 1.0, -1.0]), np.array([0.5, 0.0, -1.0])
+    a_ = rng.normal(size=(3, 3))
+    c1, c2 = a_ @ a_.T + np.eye(3), np.diag([1.0, 2.0, 0.5])
+    exact = np.sum((m1 - m2) ** 2) + np.trace(c1 + c2 - 2 * linalg.sqrtm(c1 @ c2).real)
+    a = rng.multivariate_normal(m1, c1, size=200_000)
+    b = rng.multivariate_normal(m2, c2, size=200_000)
+    # plug-in error is O(d / sqrt(n)) ~ 0.01 here; 0.05 leaves room without hiding bugs
+    assert abs(frechet_distance(a, b) - exact) < 0.05
+
+
+def test_frechet_distance_is_symmetric_and_zero_on_itself():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(300, 4)), rng.normal(1.0, 2.0, size=(200, 4))
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-9)
+    assert abs(frechet_distance(a, a)) < 1e-9
+
+
+def test_frechet_distance_handles_singular_covariances():
+    """A feature that never varies (a dead ReLU unit) must not break the distance."""
+    rng = np.random.default_rng(2)
+    a = np.column_stack([rng.normal(size=500), np.zeros(500)])
+    b = np.column_stack([rng.normal(2.0, 1.0, size=500), np.zeros(500)])
+    expected = (a[:, 0].mean() - b[:, 0].mean()) ** 2 + (
+        a[:, 0].std(ddof=1) - b[:, 0].std(ddof=1)
+    ) ** 2  # 1-D: (m1 - m2)^2 + (s1 - s2)^2
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_sharpness_is_the_mean_absolute_laplacian():
+    rng = np.random.default_rng(3)
+    images = rng.random((4, 64))
+    expected = [
+        np.abs(ndimage.laplace(im.reshape(8, 8), mode="nearest")).mean()
+        for im in images
+    ]
+    np.testing.assert_allclose(sharpness(images), expected)
+    blurred = ndimage.uniform_filter(images.reshape(4, 8, 8), size=(1, 3, 3)).reshape(
+        4, 64
+    )
+    assert np.all(sharpness(blurred) < sharpness(images))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_classifier_features_are_the_first_hidden_layer():
+    rng = np.random.default_rng(4)
+    x, y = rng.random((60, 5)), rng.integers(0, 2, 60)
+    clf = MLPClassifier((7,), max_iter=50, random_state=0).fit(x, y)
+    features = classifier_features(clf, x)
+    assert features.shape == (60, 7) and features.min() >= 0
+    # the network's output layer applied to these features reproduces its predictions
+    logits = features @ clf.coefs_[1] + clf.intercepts_[1]
+    np.testing.assert_array_equal((logits[:, 0] > 0).astype(int), clf.predict(x))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((3, 63)), np.zeros(64)])
+def test_sharpness_rejects_images_of_the_wrong_size(bad):
+    with raises_naming("x"):
+        sharpness(bad)
+
+
+def test_frechet_distance_rejects_mismatched_features():
+    with raises_naming("a"):
+        frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+    with raises_naming("a"):
+        frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_classifier_features_reject_unfitted_or_wrong_inputs():
+    with raises_naming("clf"):
+        classifier_features(MLPClassifier(), np.zeros((2, 5)))
+    rng = np.random.default_rng(5)
+    clf = MLPClassifier((3,), max_iter=20, random_state=0).fit(
+        rng.random((20, 5)), [0, 1] * 10
+    )
+    with raises_naming("x"):
+        classifier_features(clf, np.zeros((2, 4)))
