@@ -9,7 +9,7 @@ from conftest import raises_naming
 from matplotlib.figure import Figure
 from torch import distributions as D
 
-from vbtutor.plotting import elbo_gap_figure, image_grid
+from vbtutor.plotting import GRID_GAP, elbo_gap_figure, image_grid
 
 
 def gaussian_kl(m0, S0, m1, S1) -> float:
@@ -74,8 +74,8 @@ def test_image_grid_places_each_image_in_its_cell():
         r, c = divmod(i, 3)
         cell = canvas[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8]
         np.testing.assert_allclose(cell, images[i].reshape(8, 8).numpy(), rtol=1e-6)
-    np.testing.assert_array_equal(canvas[8, :], 1.0)  # white gap between rows
-    np.testing.assert_array_equal(canvas[9:, 18:], 1.0)  # the empty sixth cell
+    np.testing.assert_array_equal(canvas[8, :], GRID_GAP)  # gap between rows
+    np.testing.assert_array_equal(canvas[9:, 18:], GRID_GAP)  # the empty sixth cell
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(3, 63), torch.zeros(64)])

@@ -8,7 +8,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import distributions as D
 
-__all__ = ["elbo_gap_figure", "image_grid"]
+__all__ = ["elbo_gap_figure", "image_grid", "GRID_GAP"]
+
+#: Grey level of the gaps between images in :func:`image_grid` (0 white, 1 black).
+GRID_GAP = 0.25
 
 
 def elbo_gap_figure(
@@ -73,7 +76,8 @@ def image_grid(
 ) -> None:
     """Tile square grey images (rows of ``side * side`` pixels in [0, 1]) on ``ax``.
 
-    Images are separated by one-pixel white gaps; the axis frame and ticks are hidden.
+    Pixels are drawn dark for 1 and white for 0; images are separated by one-pixel
+    light-grey gaps (``GRID_GAP``), and the axis frame and ticks are hidden.
     Chapter: vae.
 
     Arguments:
@@ -96,7 +100,7 @@ def image_grid(
         raise ValueError(f"ncol must be at least 1, got {ncol}")
     n, ncol = len(a), min(ncol, len(a))
     nrow = -(-n // ncol)
-    canvas = np.ones((nrow * (side + 1) - 1, ncol * (side + 1) - 1))
+    canvas = np.full((nrow * (side + 1) - 1, ncol * (side + 1) - 1), GRID_GAP)
     for i, image in enumerate(a.reshape(n, side, side)):
         r, c = divmod(i, ncol)
         canvas[
