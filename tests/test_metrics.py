@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from conftest import raises_naming
 from scipy import linalg, ndimage
 from sklearn.neural_network import MLPClassifier
 
-from vbtutor.metrics import classifier_features, frechet_distance, sharpness
+from vbtutor.metrics import (
+    classifier_features,
+    cluster_accuracy,
+    frechet_distance,
+    sharpness,
+)
 
 
 def test_frechet_distance_between_gaussians_matches_the_closed_form():
@@ -91,3 +98,29 @@ def test_classifier_features_reject_unfitted_or_wrong_inputs():
     )
     with raises_naming("x"):
         classifier_features(clf, np.zeros((2, 4)))
+
+
+def test_cluster_accuracy_is_invariant_to_relabelling_and_matches_brute_force():
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 4, 200)
+    clusters = np.where(rng.random(200) < 0.7, labels, rng.integers(0, 4, 200))
+    perm = np.array([2, 0, 3, 1])
+    # brute force over all 24 matchings
+    best = max(
+        np.mean(np.array(p)[clusters] == labels)
+        for p in itertools.permutations(range(4))
+    )
+    assert cluster_accuracy(clusters, labels) == pytest.approx(best)
+    assert cluster_accuracy(perm[clusters], labels) == pytest.approx(best)
+
+
+def test_cluster_accuracy_counts_surplus_clusters_as_errors():
+    assert cluster_accuracy([0, 1, 2, 3], [0, 0, 1, 1]) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "clusters, labels", [([0, 1], [0]), ([], []), ([0.5, 1.0], [0, 1])]
+)
+def test_cluster_accuracy_rejects_bad_input(clusters, labels):
+    with raises_naming("clusters"):
+        cluster_accuracy(clusters, labels)

@@ -17,8 +17,9 @@ from conftest import (
 )
 from scipy import integrate, stats
 from sklearn.decomposition import PCA
+from torch import distributions as D
 
-from vbtutor.models import BernoulliVAE, GaussianVAE, LinearGaussian, ppca_mle
+from vbtutor.models import GMVAE, BernoulliVAE, GaussianVAE, LinearGaussian, ppca_mle
 
 
 def numpy_params(model: LinearGaussian) -> tuple[np.ndarray, np.ndarray, float]:
@@ -416,3 +417,96 @@ def test_vae_samples_are_decoded_prior_draws():
     torch.manual_seed(1)
     expected = vae.decode(vae.prior().sample((4,)))
     torch.testing.assert_close(samples, expected.detach())
+
+
+# --- GMVAE -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gmvae():
+    torch.manual_seed(0)
+    return GMVAE(y_dim=6, x_dim=3, w_dim=2, k=4, hidden=(5,)).double()
+
+
+def test_gmvae_cluster_posterior_is_bayes_rule_against_scipy(gmvae):
+    x, w = (
+        torch.randn(3, 3, dtype=torch.float64),
+        torch.randn(3, 2, dtype=torch.float64),
+    )
+    comps = gmvae.components(w)
+    mean, std = to_numpy(comps.base_dist.loc), to_numpy(comps.base_dist.scale)
+    dens = np.stack(
+        [
+            [
+                stats.multivariate_normal(mean[n, k], np.diag(std[n, k] ** 2)).pdf(
+                    to_numpy(x[n])
+                )
+                for k in range(4)
+            ]
+            for n in range(3)
+        ]
+    )
+    expected = dens / dens.sum(1, keepdims=True)
+    np.testing.assert_allclose(
+        to_numpy(gmvae.cluster_posterior(x, w)), expected, rtol=1e-10
+    )
+
+
+def test_gmvae_middle_terms_add_up_to_the_mixture_log_ratio(gmvae):
+    y = torch.bernoulli(torch.full((5, 6), 0.4, dtype=torch.float64))
+    torch.manual_seed(3)
+    terms = gmvae.elbo_terms(y)
+    torch.manual_seed(3)
+    q_x, q_w = gmvae.encode(y)
+    x, w = q_x.rsample(), q_w.rsample()
+    log_mix = torch.logsumexp(
+        gmvae.components(w).log_prob(x.unsqueeze(-2)), -1
+    ) - math.log(4)
+    torch.testing.assert_close(
+        terms["conditional_prior"] + terms["z_prior"], log_mix - q_x.log_prob(x)
+    )
+
+
+def test_gmvae_elbo_is_a_lower_bound_on_the_evidence(gmvae):
+    """The ELBO (mean of the four terms over many draws) is below an importance-sampled
+    log p(y); both have standard errors, and the bound holds by more than 4 of them."""
+    y = torch.bernoulli(torch.full((1, 6), 0.4, dtype=torch.float64))
+    ys = y.expand(20_000, 6)
+    elbo_draws = sum(gmvae.elbo_terms(ys).values())
+    q_x, q_w = gmvae.encode(ys)
+    x, w = q_x.sample(), q_w.sample()
+    log_mix = torch.logsumexp(
+        gmvae.components(w).log_prob(x.unsqueeze(-2)), -1
+    ) - math.log(4)
+    prior_w = D.Independent(D.Normal(torch.zeros(2, dtype=torch.float64), 1.0), 1)
+    log_w = (
+        gmvae.likelihood(x).log_prob(ys)
+        + log_mix
+        + prior_w.log_prob(w)
+        - q_x.log_prob(x)
+        - q_w.log_prob(w)
+    ).detach()
+    elbo, elbo_se = mean_and_se(elbo_draws)
+    ratio = torch.exp(log_w - log_w.max())
+    log_py = (log_w.max() + ratio.mean().log()).item()
+    log_py_se = (ratio.std() / ratio.mean()).item() / math.sqrt(len(ratio))
+    assert log_py - elbo > 4 * math.hypot(elbo_se, log_py_se)
+
+
+def test_gmvae_samples_come_from_the_requested_component(gmvae):
+    torch.manual_seed(4)
+    samples = gmvae.sample(7, component=2)
+    assert samples.shape == (7, 6) and bool(((samples > 0) & (samples < 1)).all())
+    with raises_naming("component"):
+        gmvae.sample(3, component=4)
+
+
+@pytest.mark.parametrize("k", [1, 0])
+def test_gmvae_needs_two_components(k):
+    with raises_naming("k"):
+        GMVAE(y_dim=6, x_dim=3, w_dim=2, k=k)
+
+
+def test_gmvae_rejects_y_of_the_wrong_width(gmvae):
+    with raises_naming("y"):
+        gmvae.elbo_terms(torch.zeros(2, 5, dtype=torch.float64))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import distributions as D
 from torch import nn
@@ -9,7 +11,14 @@ from torch import nn
 from ._checks import check_positive, check_positive_int, check_tensor
 from .nn import MLP, GaussianEncoder
 
-__all__ = ["LinearGaussian", "ppca_mle", "VAE", "BernoulliVAE", "GaussianVAE"]
+__all__ = [
+    "LinearGaussian",
+    "ppca_mle",
+    "VAE",
+    "BernoulliVAE",
+    "GaussianVAE",
+    "GMVAE",
+]
 
 
 def _standard_normal(z_dim: int, like: torch.Tensor) -> D.Distribution:
@@ -298,3 +307,126 @@ class GaussianVAE(VAE):
         """p_theta(x|z) = N(sigmoid(decoder(z)), sigma^2 I)."""
         check_tensor("z", z, min_dim=1)
         return D.Independent(D.Normal(torch.sigmoid(self.decoder(z)), self.sigma), 1)
+
+
+class GMVAE(nn.Module):
+    r"""The Gaussian-mixture VAE of Dilokthanakul et al. (2016), for binary data.
+
+    In the paper's notation, an observation :math:`y` has a continuous latent :math:`x`, a
+    mixture-shaping latent :math:`w` and a one-hot cluster :math:`z`:
+
+    .. math::
+
+        w \sim \mathcal N(0, I),\quad z \sim \mathrm{Cat}(1/K),\quad
+        x \mid w, z{=}k \sim \mathcal N(\mu_k(w), \operatorname{diag}\sigma_k^2(w)),\quad
+        y \mid x \sim \mathrm{Bernoulli}(\mathrm{logits}(x)).
+
+    The variational family is :math:`q(x|y)\,q(w|y)\,p_\beta(z|x, w)`: the cluster
+    posterior is the exact conditional of the prior, computed by Bayes' rule.
+    Chapter: gmvae.
+
+    Arguments:
+        y_dim: number of binary pixels.
+        x_dim: dimension of the continuous latent x.
+        w_dim: dimension of w.
+        k: number of mixture components, at least 2.
+        hidden: hidden-layer widths of every network.
+
+    References:
+        Dilokthanakul et al. (2016), arXiv:1611.02648.
+
+    Example:
+        >>> m = GMVAE(y_dim=64, x_dim=4, w_dim=2, k=3, hidden=(16,))
+        >>> terms = m.elbo_terms(torch.bernoulli(torch.full((5, 64), 0.5)))
+        >>> sorted(terms), terms["reconstruction"].shape
+        (['conditional_prior', 'reconstruction', 'w_prior', 'z_prior'], torch.Size([5]))
+    """
+
+    def __init__(
+        self,
+        y_dim: int,
+        x_dim: int,
+        w_dim: int,
+        k: int,
+        hidden: tuple[int, ...] = (64,),
+    ):
+        super().__init__()
+        for name, value in (("y_dim", y_dim), ("x_dim", x_dim), ("w_dim", w_dim)):
+            check_positive_int(name, value)
+        check_positive_int("k", k)
+        if k < 2:
+            raise ValueError(f"k must be at least 2 components, got {k}")
+        self.y_dim, self.x_dim, self.w_dim, self.k = y_dim, x_dim, w_dim, k
+        self.encoder_x = GaussianEncoder(y_dim, x_dim, hidden)
+        self.encoder_w = GaussianEncoder(y_dim, w_dim, hidden)
+        self.beta = MLP((w_dim, *hidden, 2 * k * x_dim))
+        self.decoder = MLP((x_dim, *hidden[::-1], y_dim))
+
+    def encode(self, y: torch.Tensor) -> tuple[D.Distribution, D.Distribution]:
+        """q(x|y) and q(w|y), diagonal Gaussians with batch shape ``y.shape[:-1]``."""
+        self._check_y(y)
+        return self.encoder_x(y), self.encoder_w(y)
+
+    def components(self, w: torch.Tensor) -> D.Distribution:
+        """p_beta(x | w, z=k) for every k: batch shape ``w.shape[:-1] + (k,)``."""
+        check_tensor("w", w, min_dim=1)
+        out = self.beta(w).unflatten(-1, (self.k, 2 * self.x_dim))
+        mean, log_std = out.chunk(2, dim=-1)
+        return D.Independent(D.Normal(mean, log_std.exp()), 1)
+
+    def cluster_posterior(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """p_beta(z=k | x, w) by Bayes' rule with the uniform p(z): shape ``(..., k)``."""
+        check_tensor("x", x, min_dim=1)
+        log_joint = self.components(w).log_prob(x.unsqueeze(-2)) - math.log(self.k)
+        return torch.softmax(log_joint, dim=-1)
+
+    def likelihood(self, x: torch.Tensor) -> D.Distribution:
+        """p_theta(y | x): independent Bernoulli pixels."""
+        check_tensor("x", x, min_dim=1)
+        return D.Independent(D.Bernoulli(logits=self.decoder(x)), 1)
+
+    def elbo_terms(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ELBO's four terms for one reparameterised draw of (x, w) per observation.
+
+        ``reconstruction`` = log p(y|x); ``conditional_prior`` =
+        sum_k p(z=k|x,w) log p(x|w,z=k) - log q(x|y); ``w_prior`` = -KL(q(w|y) || p(w))
+        in closed form; ``z_prior`` = -KL(p(z|x,w) || p(z)), exact over the k values.
+        Their sum is an unbiased estimate of the ELBO.
+        """
+        q_x, q_w = self.encode(y)
+        x, w = q_x.rsample(), q_w.rsample()
+        comps = self.components(w)
+        post = self.cluster_posterior(x, w)
+        log_post = torch.log(post.clamp_min(1e-30))
+        conditional = (post * comps.log_prob(x.unsqueeze(-2))).sum(-1) - q_x.log_prob(x)
+        w_prior = -D.kl_divergence(q_w, _standard_normal(self.w_dim, w))
+        z_prior = -(post * (log_post + math.log(self.k))).sum(-1)
+        return {
+            "reconstruction": self.likelihood(x).log_prob(y),
+            "conditional_prior": conditional,
+            "w_prior": w_prior,
+            "z_prior": z_prior,
+        }
+
+    @torch.no_grad()
+    def cluster(self, y: torch.Tensor) -> torch.Tensor:
+        """The most probable component of each observation, at the posterior means."""
+        q_x, q_w = self.encode(y)
+        return self.cluster_posterior(q_x.mean, q_w.mean).argmax(-1)
+
+    @torch.no_grad()
+    def sample(self, n: int, component: int) -> torch.Tensor:
+        """Pixel probabilities of ``n`` draws from one mixture component."""
+        check_positive_int("n", n)
+        if not 0 <= component < self.k:
+            raise ValueError(f"component must be in [0, {self.k}), got {component}")
+        w = _standard_normal(self.w_dim, next(self.parameters())).sample((n,))
+        x = self.components(w).sample()[:, component]
+        return self.likelihood(x).mean
+
+    def _check_y(self, y: torch.Tensor) -> None:
+        check_tensor("y", y, min_dim=1)
+        if y.shape[-1] != self.y_dim:
+            raise ValueError(
+                f"y must have last dimension {self.y_dim}, got {tuple(y.shape)}"
+            )
