@@ -10,6 +10,7 @@ from . import (
     models,
     nn,
     plotting,
+    stick_breaking,
     train,
     widgets,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "models",
     "nn",
     "plotting",
+    "stick_breaking",
     "train",
     "widgets",
     "choose",
