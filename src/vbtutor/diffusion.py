@@ -1,0 +1,822 @@
+"""Diffusion models: DDPM chains, the VP-SDE, scores, SDE/ODE samplers and sample distances.
+
+Discrete steps are indexed ``t = 1, ..., T`` as in Ho et al.; every schedule tensor has
+``T + 1`` entries and entry 0 is the data end (``beta_0 = 0``, ``alpha_bar_0 = 1``), so
+``schedule.alpha_bar[t]`` reads as in the paper. Continuous time runs over ``[0, 1]`` with
+the data at 0 (Song et al.), except in flow matching, where noise sits at 0 and data
+at 1 (Lipman et al.). Chapters ddpm, sde and flow_matching.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import distributions as D
+from torch import nn
+
+from ._checks import check_positive, check_positive_int, check_tensor
+from .distributions import kl_diagonal_gaussian
+from .nn import MLP
+
+__all__ = [
+    "Schedule",
+    "linear_schedule",
+    "marginal",
+    "q_sample",
+    "forward_chain",
+    "posterior",
+    "mean_from_eps",
+    "EpsilonNet",
+    "simple_loss",
+    "BoundTerms",
+    "variational_bound",
+    "ddpm_sample",
+    "ring_mixture",
+    "energy_distance",
+    "vp_beta",
+    "vp_marginal",
+    "diffused_mixture",
+    "score",
+    "euler_maruyama",
+    "probability_flow",
+    "dsm_loss",
+    "cfm_loss",
+    "euler_flow",
+]
+
+MeanFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+class Schedule(NamedTuple):
+    """A variance schedule: ``betas[t]``, ``alphas[t] = 1 - betas[t]`` and their products.
+
+    All three tensors have ``T + 1`` entries with entry 0 for the data (``beta_0 = 0``).
+    """
+
+    betas: torch.Tensor
+    alphas: torch.Tensor
+    alpha_bar: torch.Tensor
+
+    @property
+    def T(self) -> int:  # noqa: N802 (the paper's name)
+        """The number of noising steps."""
+        return len(self.betas) - 1
+
+
+def linear_schedule(
+    T: int,  # noqa: N803
+    beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+    dtype: torch.dtype | None = None,
+) -> Schedule:
+    r"""Ho et al.'s linear schedule: :math:`\beta_t` evenly spaced over ``T`` steps.
+
+    Arguments:
+        T: the number of steps, at least 1.
+        beta_start, beta_end: the first and last :math:`\beta_t`, in (0, 1).
+        dtype: floating dtype (default: torch's default).
+
+    Returns:
+        A :class:`Schedule` with :math:`\bar\alpha_t = \prod_{s \le t} (1 - \beta_s)`.
+
+    References:
+        Ho, Jain and Abbeel, Denoising diffusion probabilistic models, arXiv:2006.11239.
+
+    Example:
+        >>> s = linear_schedule(1000)
+        >>> s.T, round(float(s.alpha_bar[-1]), 5)
+        (1000, 4e-05)
+    """
+    check_positive_int("T", T)
+    for name, b in (("beta_start", beta_start), ("beta_end", beta_end)):
+        if not 0 < b < 1:
+            raise ValueError(f"{name} must lie in (0, 1), got {b!r}")
+    betas = torch.cat(
+        [torch.zeros(1), torch.linspace(beta_start, beta_end, T, dtype=torch.float64)]
+    ).to(dtype or torch.get_default_dtype())
+    alphas = 1 - betas
+    return Schedule(betas, alphas, torch.cumprod(alphas, 0))
+
+
+def _check_t(schedule: Schedule, t: int, low: int = 0) -> int:
+    if isinstance(t, bool) or not isinstance(t, int) or not low <= t <= schedule.T:
+        raise ValueError(f"t must be an int in [{low}, {schedule.T}], got {t!r}")
+    return t
+
+
+def marginal(
+    schedule: Schedule, x0: torch.Tensor, t: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Mean and variance of the closed-form marginal :math:`q(x_t | x_0)`.
+
+    :math:`q(x_t | x_0) = \mathcal N(\sqrt{\bar\alpha_t} x_0, (1 - \bar\alpha_t) I)`.
+
+    Arguments:
+        schedule: a :class:`Schedule`.
+        x0: data, shape ``(..., d)``.
+        t: the step, ``0 <= t <= T``.
+
+    Returns:
+        ``(mean, var)``; ``var`` is a scalar tensor (the covariance is ``var * I``).
+
+    Example:
+        >>> m, v = marginal(linear_schedule(10), torch.ones(2), 0)
+        >>> m.tolist(), float(v)
+        ([1.0, 1.0], 0.0)
+    """
+    check_tensor("x0", x0, min_dim=1)
+    _check_t(schedule, t)
+    ab = schedule.alpha_bar[t].to(x0.dtype)
+    return ab.sqrt() * x0, 1 - ab
+
+
+def q_sample(
+    schedule: Schedule,
+    x0: torch.Tensor,
+    t: int | torch.Tensor,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Draw :math:`x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon` in one step.
+
+    Arguments:
+        schedule: a :class:`Schedule`.
+        x0: data, shape ``(n, d)``.
+        t: one step for all rows, or a long tensor of shape ``(n,)`` with one per row.
+        noise: the :math:`\epsilon` to use (default: fresh standard normal draws).
+
+    Returns:
+        ``x_t``, shaped like ``x0``.
+
+    Example:
+        >>> s = linear_schedule(10)
+        >>> q_sample(s, torch.zeros(3, 2), 10, noise=torch.ones(3, 2)).shape
+        torch.Size([3, 2])
+    """
+    check_tensor("x0", x0, dim=2)
+    if noise is None:
+        noise = torch.randn_like(x0)
+    elif noise.shape != x0.shape:
+        raise ValueError(
+            f"noise must have shape {tuple(x0.shape)}, got {tuple(noise.shape)}"
+        )
+    if isinstance(t, torch.Tensor):
+        if t.shape != x0.shape[:1] or bool((t < 0).any() | (t > schedule.T).any()):
+            raise ValueError(f"t must hold {x0.shape[0]} steps in [0, {schedule.T}]")
+        ab = schedule.alpha_bar.to(x0)[t].unsqueeze(-1)
+    else:
+        ab = schedule.alpha_bar[_check_t(schedule, t)].to(x0)
+    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+def forward_chain(
+    schedule: Schedule, x0: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    r"""Run the chain :math:`x_t = \sqrt{1 - \beta_t} x_{t-1} + \sqrt{\beta_t}\,\epsilon_t`.
+
+    Arguments:
+        schedule: a :class:`Schedule`.
+        x0: data, shape ``(n, d)``.
+        generator: optional random stream.
+
+    Returns:
+        The whole path, shape ``(T + 1, n, d)`` with ``x0`` in entry 0.
+
+    Example:
+        >>> forward_chain(linear_schedule(5), torch.zeros(4, 2)).shape
+        torch.Size([6, 4, 2])
+    """
+    check_tensor("x0", x0, dim=2)
+    path = [x0]
+    betas = schedule.betas.to(x0)
+    for t in range(1, schedule.T + 1):
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        path.append((1 - betas[t]).sqrt() * path[-1] + betas[t].sqrt() * eps.to(x0))
+    return torch.stack(path)
+
+
+def posterior(
+    schedule: Schedule, x0: torch.Tensor, xt: torch.Tensor, t: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Mean and variance of the forward posterior :math:`q(x_{t-1} | x_t, x_0)`.
+
+    .. math::
+        \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1 - \bar\alpha_t} x_0
+        + \frac{\sqrt{\alpha_t}(1 - \bar\alpha_{t-1})}{1 - \bar\alpha_t} x_t, \qquad
+        \tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}\beta_t.
+
+    Arguments:
+        schedule: a :class:`Schedule`.
+        x0, xt: shape ``(..., d)``, broadcastable.
+        t: the step, ``1 <= t <= T``.
+
+    Returns:
+        ``(mean, var)``; ``var`` is a scalar tensor (zero at ``t = 1``).
+
+    References:
+        Ho et al. (2020), eqs. 6-7, arXiv:2006.11239.
+
+    Example:
+        >>> s = linear_schedule(10)
+        >>> float(posterior(s, torch.zeros(1), torch.zeros(1), 1)[1])
+        0.0
+    """
+    check_tensor("x0", x0, min_dim=1)
+    check_tensor("xt", xt, min_dim=1)
+    _check_t(schedule, t, low=1)
+    ab, ab_prev = schedule.alpha_bar[t].to(x0), schedule.alpha_bar[t - 1].to(x0)
+    beta, alpha = schedule.betas[t].to(x0), schedule.alphas[t].to(x0)
+    mean = (ab_prev.sqrt() * beta * x0 + alpha.sqrt() * (1 - ab_prev) * xt) / (1 - ab)
+    return mean, (1 - ab_prev) / (1 - ab) * beta
+
+
+def mean_from_eps(
+    schedule: Schedule, xt: torch.Tensor, t: int, eps: torch.Tensor
+) -> torch.Tensor:
+    r"""The reverse mean from a noise value.
+
+    :math:`\mu = (x_t - \beta_t \epsilon / \sqrt{1 - \bar\alpha_t}) / \sqrt{\alpha_t}`.
+
+    With the true noise it equals the posterior mean :math:`\tilde\mu_t(x_t, x_0)`; with a
+    network's :math:`\epsilon_\theta(x_t, t)` it is DDPM's :math:`\mu_\theta`.
+
+    Arguments:
+        schedule: a :class:`Schedule`.
+        xt, eps: shape ``(..., d)``.
+        t: the step, ``1 <= t <= T``.
+
+    Returns:
+        The mean, shaped like ``xt``.
+
+    References:
+        Ho et al. (2020), eq. 11, arXiv:2006.11239.
+
+    Example:
+        >>> s = linear_schedule(10)
+        >>> mean_from_eps(s, torch.zeros(2), 3, torch.zeros(2)).tolist()
+        [0.0, 0.0]
+    """
+    check_tensor("xt", xt, min_dim=1)
+    check_tensor("eps", eps, min_dim=1)
+    _check_t(schedule, t, low=1)
+    ab, beta = schedule.alpha_bar[t].to(xt), schedule.betas[t].to(xt)
+    return (xt - beta / (1 - ab).sqrt() * eps) / schedule.alphas[t].to(xt).sqrt()
+
+
+class EpsilonNet(nn.Module):
+    r"""A noise predictor :math:`\epsilon_\theta(x_t, t)`: an MLP on ``x`` and features of ``t``.
+
+    The time enters as sines and cosines of ``t / T`` at ``n_freq`` frequencies.
+
+    Arguments:
+        dim: data dimension.
+        T: number of diffusion steps (scales the time input).
+        hidden: hidden width; ``layers`` hidden layers with SiLU activations.
+        n_freq: number of sine/cosine frequency pairs for the time features.
+
+    Example:
+        >>> net = EpsilonNet(2, T=100)
+        >>> net(torch.zeros(5, 2), torch.full((5,), 7)).shape
+        torch.Size([5, 2])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        T: int,
+        hidden: int = 128,
+        layers: int = 3,
+        n_freq: int = 8,  # noqa: N803
+    ):
+        super().__init__()
+        for name, v in (("dim", dim), ("T", T), ("hidden", hidden), ("layers", layers)):
+            check_positive_int(name, v)
+        check_positive_int("n_freq", n_freq)
+        self.dim, self.T = dim, T
+        self.register_buffer("freq", math.pi * 2.0 ** torch.arange(n_freq) / 2)
+        sizes = (dim + 2 * n_freq, *([hidden] * layers), dim)
+        self.mlp = MLP(sizes, activation=nn.SiLU)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, dim=2)
+        t = torch.as_tensor(t, device=x.device).expand(x.shape[0])
+        angle = (t.to(x.dtype) / self.T).unsqueeze(-1) * self.freq.to(x.dtype)
+        return self.mlp(torch.cat([x, angle.sin(), angle.cos()], -1))
+
+
+def simple_loss(
+    net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    schedule: Schedule,
+    x0: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""DDPM's noise-prediction loss :math:`L_\text{simple}`.
+
+    :math:`L_\text{simple} = \mathbb E_{t, x_0, \epsilon}\|\epsilon - \epsilon_\theta(x_t, t)\|^2`.
+
+    One uniform step :math:`t \in \{1, \dots, T\}` and one noise draw per row of ``x0``.
+
+    Arguments:
+        net: maps ``(x_t, t)`` to predicted noise.
+        schedule: a :class:`Schedule`.
+        x0: a mini-batch of data, shape ``(n, d)``.
+        generator: optional random stream.
+
+    Returns:
+        The scalar loss (squared error summed over coordinates, averaged over rows).
+
+    References:
+        Ho et al. (2020), eq. 14, arXiv:2006.11239.
+
+    Example:
+        >>> s = linear_schedule(10)
+        >>> loss = simple_loss(lambda x, t: torch.zeros_like(x), s, torch.zeros(4, 2))
+        >>> loss.dim()
+        0
+    """
+    check_tensor("x0", x0, dim=2)
+    n = x0.shape[0]
+    t = torch.randint(1, schedule.T + 1, (n,), generator=generator).to(x0.device)
+    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+    xt = q_sample(schedule, x0, t, eps)
+    return (eps - net(xt, t)).pow(2).sum(-1).mean()
+
+
+class BoundTerms(NamedTuple):
+    """The variational bound's terms per data point: L = prior + sum(kls) + decoder (nats)."""
+
+    prior: torch.Tensor
+    kls: torch.Tensor
+    decoder: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        """The bound per data point."""
+        return self.prior + self.kls.sum(0) + self.decoder
+
+
+def variational_bound(
+    schedule: Schedule,
+    x0: torch.Tensor,
+    mean_fn: MeanFn,
+    sigma2: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> BoundTerms:
+    r"""DDPM's bound :math:`L = L_T + \sum_{t=2}^T L_{t-1} + L_0` as Gaussian KLs.
+
+    :math:`L_T = \mathrm{KL}(q(x_T|x_0) \| \mathcal N(0, I))` and
+    :math:`L_{t-1} = \mathrm{KL}(q(x_{t-1}|x_t, x_0) \| p_\theta(x_{t-1}|x_t))`
+    are closed form given one draw :math:`x_t \sim q(x_t|x_0)`;
+    :math:`L_0 = -\log \mathcal N(x_0; \mu_\theta(x_1, 1), \sigma_1^2 I)`. The KLs use
+    :func:`vbtutor.distributions.kl_diagonal_gaussian`.
+
+    Arguments:
+        schedule: a :class:`Schedule` with ``T >= 2``.
+        x0: data, shape ``(n, d)``.
+        mean_fn: maps ``(x_t, t)`` to the mean of :math:`p_\theta(x_{t-1}|x_t)`.
+        sigma2: reverse variances, positive, shape ``(T + 1,)`` (entry ``t`` for step t).
+        generator: optional random stream for the draws of :math:`x_t`.
+
+    Returns:
+        :class:`BoundTerms` with ``prior`` and ``decoder`` of shape ``(n,)`` and ``kls`` of
+        shape ``(T - 1, n)`` (row ``t - 2`` for step t).
+
+    References:
+        Ho et al. (2020), eq. 5, arXiv:2006.11239; Sohl-Dickstein et al. (2015),
+        arXiv:1503.03585.
+
+    Example:
+        >>> s = linear_schedule(5)
+        >>> exact = lambda xt, t: posterior(s, torch.zeros_like(xt), xt, t)[0]
+        >>> b = variational_bound(s, torch.zeros(3, 1), exact, s.betas.clamp_min(1e-4))
+        >>> b.kls.shape
+        torch.Size([4, 3])
+    """
+    check_tensor("x0", x0, dim=2)
+    if schedule.T < 2:
+        raise ValueError(f"schedule must have T >= 2 steps, got T = {schedule.T}")
+    check_tensor("sigma2", sigma2, dim=1)
+    if sigma2.shape[0] != schedule.T + 1:
+        raise ValueError(f"sigma2 must have T + 1 = {schedule.T + 1} entries")
+    check_positive("sigma2", sigma2[1:])
+    sigma2 = sigma2.to(x0)
+    m, v = marginal(schedule, x0, schedule.T)
+    one = torch.ones_like(x0)
+    prior = kl_diagonal_gaussian(m, v * one, 0 * one, one)
+    kls = []
+    for t in range(2, schedule.T + 1):
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0)
+        xt = q_sample(schedule, x0, t, noise)
+        mu, var = posterior(schedule, x0, xt, t)
+        kls.append(kl_diagonal_gaussian(mu, var * one, mean_fn(xt, t), sigma2[t] * one))
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0)
+    x1 = q_sample(schedule, x0, 1, noise)
+    decoder = D.Normal(mean_fn(x1, 1), sigma2[1].sqrt()).log_prob(x0).sum(-1).neg()
+    return BoundTerms(prior, torch.stack(kls), decoder)
+
+
+@torch.no_grad()
+def ddpm_sample(
+    net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    schedule: Schedule,
+    n: int,
+    dim: int,
+    generator: torch.Generator | None = None,
+    keep: tuple[int, ...] = (),
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    r"""Ancestral sampling :math:`x_{t-1} = \mu_\theta(x_t, t) + \sqrt{\beta_t}\, z` from noise.
+
+    Starts from :math:`x_T \sim \mathcal N(0, I)`; no noise is added at the last step.
+
+    Arguments:
+        net: the noise predictor ``(x_t, t) -> eps``.
+        schedule: a :class:`Schedule`.
+        n: number of samples; dim: their dimension.
+        generator: optional random stream (CPU).
+        keep: steps ``t`` whose states to return as well (e.g. for an animation).
+        device: where to run ``net``.
+
+    Returns:
+        ``(x0, kept)`` with ``x0`` of shape ``(n, dim)`` and ``kept`` mapping each ``t`` in
+        ``keep`` to the state ``x_t``.
+
+    References:
+        Ho et al. (2020), Algorithm 2, arXiv:2006.11239.
+
+    Example:
+        >>> s = linear_schedule(4)
+        >>> x, kept = ddpm_sample(lambda x, t: torch.zeros_like(x), s, 3, 2, keep=(4,))
+        >>> x.shape, sorted(kept)
+        (torch.Size([3, 2]), [4])
+    """
+    check_positive_int("n", n)
+    check_positive_int("dim", dim)
+    dtype = schedule.betas.dtype
+    x = torch.randn(n, dim, generator=generator, dtype=dtype).to(device)
+    kept = {}
+    for t in range(schedule.T, 0, -1):
+        if t in keep:
+            kept[t] = x.cpu()
+        eps = net(x, torch.full((n,), t, device=device))
+        x = mean_from_eps(schedule, x, t, eps.to(dtype))
+        if t > 1:
+            z = torch.randn(n, dim, generator=generator, dtype=dtype).to(device)
+            x = x + schedule.betas[t].to(x).sqrt() * z
+    if 0 in keep:
+        kept[0] = x.cpu()
+    return x.cpu(), kept
+
+
+def ring_mixture(
+    k: int = 8, radius: float = 2.0, std: float = 0.25, dtype: torch.dtype | None = None
+) -> D.MixtureSameFamily:
+    """An equal-weight mixture of ``k`` isotropic 2-D Gaussians on a circle (known density).
+
+    Arguments:
+        k: number of components, at least 1.
+        radius: radius of the circle of means, positive.
+        std: standard deviation of each component, positive.
+        dtype: floating dtype (default: torch's default).
+
+    Returns:
+        A ``torch.distributions.MixtureSameFamily`` with ``sample`` and ``log_prob``.
+
+    Example:
+        >>> ring_mixture(4).sample((10,)).shape
+        torch.Size([10, 2])
+    """
+    check_positive_int("k", k)
+    check_positive("radius", radius)
+    check_positive("std", std)
+    dtype = dtype or torch.get_default_dtype()
+    angle = 2 * math.pi * torch.arange(k, dtype=dtype) / k
+    means = radius * torch.stack([angle.cos(), angle.sin()], -1)
+    comp = D.Independent(D.Normal(means, torch.full_like(means, std)), 1)
+    return D.MixtureSameFamily(D.Categorical(torch.ones(k, dtype=dtype)), comp)
+
+
+def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    r"""Squared energy distance between two samples.
+
+    :math:`2\mathbb E\|X - Y\| - \mathbb E\|X - X'\| - \mathbb E\|Y - Y'\|`.
+
+    Zero exactly when the two distributions agree; the within-sample means exclude the
+    zero diagonal (U-statistics), so two samples of one distribution give about 0.
+
+    Arguments:
+        a, b: samples, shapes ``(n, d)`` and ``(m, d)`` with ``n, m >= 2``.
+
+    Returns:
+        The estimate as a float.
+
+    References:
+        Székely and Rizzo, Energy statistics, J. Stat. Plan. Inference 143 (2013).
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0]])
+        >>> energy_distance(x, x + 10.0)
+        18.0
+    """
+    check_tensor("a", a, dim=2)
+    check_tensor("b", b, dim=2)
+    if a.shape[1] != b.shape[1] or a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError(
+            f"a and b need >= 2 rows and equal widths, got {tuple(a.shape)}, {tuple(b.shape)}"
+        )
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    n, m = a.shape[0], b.shape[0]
+    xy = torch.cdist(a, b).mean()
+    xx = torch.cdist(a, a).sum() / (n * (n - 1))
+    yy = torch.cdist(b, b).sum() / (m * (m - 1))
+    return float(2 * xy - xx - yy)
+
+
+def vp_beta(t, beta_min: float = 0.1, beta_max: float = 20.0):
+    r"""The VP-SDE's linear noise rate :math:`\beta(t) = \beta_\min + t(\beta_\max - \beta_\min)`.
+
+    Example:
+        >>> vp_beta(1.0)
+        20.0
+    """
+    check_positive("beta_min", beta_min)
+    check_positive("beta_max", beta_max)
+    return beta_min + t * (beta_max - beta_min)
+
+
+def vp_marginal(t, beta_min: float = 0.1, beta_max: float = 20.0):
+    r"""Scale and variance of the VP-SDE marginal :math:`x_t | x_0`.
+
+    For :math:`dx = -\tfrac12\beta(t)x\,dt + \sqrt{\beta(t)}\,dw`,
+    :math:`x_t | x_0 \sim \mathcal N(e^{-B(t)/2} x_0, (1 - e^{-B(t)}) I)` with
+    :math:`B(t) = \int_0^t \beta(s)\,ds = \beta_\min t + \tfrac12(\beta_\max - \beta_\min)t^2`.
+
+    Arguments:
+        t: time(s) in [0, 1], a float or tensor.
+        beta_min, beta_max: the schedule, positive.
+
+    Returns:
+        ``(scale, var)``, like ``t``.
+
+    References:
+        Song et al., Score-based generative modeling through stochastic differential
+        equations, arXiv:2011.13456, eq. 29.
+
+    Example:
+        >>> scale, var = vp_marginal(torch.tensor(0.0))
+        >>> float(scale), float(var)
+        (1.0, 0.0)
+    """
+    check_positive("beta_min", beta_min)
+    check_positive("beta_max", beta_max)
+    t = torch.as_tensor(t, dtype=torch.get_default_dtype())
+    big_b = beta_min * t + 0.5 * (beta_max - beta_min) * t**2
+    return torch.exp(-0.5 * big_b), -torch.expm1(-big_b)
+
+
+def diffused_mixture(mixture: D.MixtureSameFamily, scale, var) -> D.MixtureSameFamily:
+    r"""The law of :math:`a X + \sqrt{v}\,\epsilon` for a mixture ``X`` of isotropic Gaussians.
+
+    Every component :math:`\mathcal N(\mu_k, s_k^2 I)` becomes
+    :math:`\mathcal N(a\mu_k, (a^2 s_k^2 + v) I)`, so the diffused density, and its score,
+    stay exact at every time of a DDPM chain or a VP-SDE.
+
+    Arguments:
+        mixture: a mixture as made by :func:`ring_mixture`.
+        scale: the factor :math:`a` (e.g. from :func:`vp_marginal`).
+        var: the added variance :math:`v \ge 0`.
+
+    Returns:
+        A new ``MixtureSameFamily``.
+
+    Example:
+        >>> m = diffused_mixture(ring_mixture(4), 0.0, 1.0)
+        >>> round(float(m.log_prob(torch.zeros(2))), 4)
+        -1.8379
+    """
+    if not isinstance(mixture, D.MixtureSameFamily):
+        raise ValueError("mixture must be a torch MixtureSameFamily of Gaussians")
+    if float(var) < 0:
+        raise ValueError(f"var must be non-negative, got {float(var)!r}")
+    base = mixture.component_distribution.base_dist
+    scale = torch.as_tensor(scale, dtype=base.loc.dtype)
+    std = (scale**2 * base.scale**2 + torch.as_tensor(var, dtype=base.loc.dtype)).sqrt()
+    comp = D.Independent(D.Normal(scale * base.loc, std), 1)
+    return D.MixtureSameFamily(mixture.mixture_distribution, comp)
+
+
+def score(dist: D.Distribution, x: torch.Tensor) -> torch.Tensor:
+    r"""The score :math:`\nabla_x \log p(x)` of a distribution with a differentiable ``log_prob``.
+
+    Example:
+        >>> score(D.Normal(0.0, 2.0), torch.tensor([1.0]))
+        tensor([-0.2500])
+    """
+    check_tensor("x", x, min_dim=1)
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(dist.log_prob(x).sum(), x)
+    return grad
+
+
+def euler_maruyama(
+    drift: Callable[[torch.Tensor, float], torch.Tensor],
+    diffusion: Callable[[float], float],
+    x: torch.Tensor,
+    times: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Euler-Maruyama for :math:`dx = f(x, t)\,dt + g(t)\,dw` along a grid of times.
+
+    Each step is :math:`x \leftarrow x + f(x, t)\,\Delta t + g(t)\sqrt{|\Delta t|}\,z`. A
+    decreasing grid integrates a reverse-time SDE (negative :math:`\Delta t`, as in
+    Song et al.'s eq. 6).
+
+    Arguments:
+        drift: ``f(x, t)``; diffusion: ``g(t)``.
+        x: the initial state, shape ``(n, d)``.
+        times: a 1-D grid of at least two times, monotone.
+        generator: optional random stream.
+
+    Returns:
+        The state at ``times[-1]``.
+
+    References:
+        Kloeden and Platen, Numerical solution of SDEs (1992); Song et al.,
+        arXiv:2011.13456.
+
+    Example:
+        >>> grid = torch.linspace(0, 1, 11)
+        >>> euler_maruyama(lambda x, t: -x, lambda t: 0.0, torch.ones(1, 1), grid)
+        tensor([[0.3487]])
+    """
+    check_tensor("x", x, dim=2)
+    check_tensor("times", times, dim=1)
+    if len(times) < 2:
+        raise ValueError("times needs at least two entries")
+    steps = times.diff()
+    if not (bool((steps > 0).all()) or bool((steps < 0).all())):
+        raise ValueError("times must be strictly monotone")
+    for t, dt in zip(times[:-1].tolist(), steps.tolist(), strict=True):
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        x = x + drift(x, t) * dt + diffusion(t) * math.sqrt(abs(dt)) * z
+    return x
+
+
+def probability_flow(
+    score_fn: Callable[[torch.Tensor, float], torch.Tensor],
+    x: torch.Tensor,
+    t0: float = 1.0,
+    t1: float = 1e-3,
+    beta_min: float = 0.1,
+    beta_max: float = 20.0,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+) -> tuple[torch.Tensor, int]:
+    r"""Solve the VP probability-flow ODE with SciPy's adaptive Runge-Kutta.
+
+    The ODE is :math:`\dot x = -\tfrac12\beta(t)[x + s(x, t)]`.
+
+    It shares its marginals with the VP-SDE; it is integrated from ``t0`` to ``t1``
+    with ``scipy.integrate.solve_ivp`` (RK45, adaptive steps).
+
+    Arguments:
+        score_fn: ``s(x, t)``, the score of the marginal at time ``t``.
+        x: states at ``t0``, shape ``(n, d)``.
+        t0, t1: start and end times in [0, 1].
+        beta_min, beta_max: the VP schedule.
+        rtol, atol: solver tolerances.
+
+    Returns:
+        ``(x_t1, nfe)``: the states at ``t1`` and the number of score evaluations.
+
+    References:
+        Song et al. (2021), eq. 13, arXiv:2011.13456.
+
+    Example:
+        >>> x, nfe = probability_flow(lambda x, t: -x, torch.ones(2, 1))
+        >>> x.shape
+        torch.Size([2, 1])
+    """
+    from scipy.integrate import solve_ivp
+
+    check_tensor("x", x, dim=2)
+    shape, dtype = x.shape, x.dtype
+
+    def rhs(t, y):
+        xt = torch.as_tensor(y, dtype=dtype).reshape(shape)
+        with torch.no_grad():
+            v = -0.5 * vp_beta(t, beta_min, beta_max) * (xt + score_fn(xt, t))
+        return v.reshape(-1).double().numpy()
+
+    sol = solve_ivp(rhs, (t0, t1), x.reshape(-1).double().numpy(), rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"solve_ivp failed: {sol.message}")
+    return torch.as_tensor(sol.y[:, -1], dtype=dtype).reshape(shape), int(sol.nfev)
+
+
+def dsm_loss(
+    net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    beta_min: float = 0.1,
+    beta_max: float = 20.0,
+    t_min: float = 1e-3,
+) -> torch.Tensor:
+    r"""Denoising score matching for the VP-SDE, in the noise parameterisation.
+
+    With :math:`x_t = a_t x_0 + \sigma_t \epsilon` the minimiser of
+    :math:`\mathbb E\|s(x_t, t) + \epsilon/\sigma_t\|^2` is the score of :math:`p_t`;
+    weighting by :math:`\sigma_t^2` and writing :math:`s = -\epsilon_\theta/\sigma_t`
+    gives :math:`\mathbb E\|\epsilon_\theta(x_t, t) - \epsilon\|^2`, with
+    :math:`t \sim \mathcal U(t_\min, 1)`.
+
+    Arguments:
+        net: maps ``(x_t, t)`` (``t`` a float tensor of shape ``(n,)``) to predicted noise.
+        x0: a mini-batch of data, shape ``(n, d)``.
+        beta_min, beta_max: the VP schedule; t_min: smallest time, in (0, 1).
+
+    Returns:
+        The scalar loss.
+
+    References:
+        Vincent, A connection between score matching and denoising autoencoders (2011);
+        Song et al. (2021), eq. 7, arXiv:2011.13456.
+
+    Example:
+        >>> dsm_loss(lambda x, t: torch.zeros_like(x), torch.zeros(8, 2)).dim()
+        0
+    """
+    check_tensor("x0", x0, dim=2)
+    if not 0 < t_min < 1:
+        raise ValueError(f"t_min must lie in (0, 1), got {t_min!r}")
+    n = x0.shape[0]
+    t = t_min + (1 - t_min) * torch.rand(n, dtype=x0.dtype, device=x0.device)
+    scale, var = vp_marginal(t, beta_min, beta_max)
+    scale, std = scale.to(x0).unsqueeze(-1), var.to(x0).sqrt().unsqueeze(-1)
+    eps = torch.randn_like(x0)
+    return (net(scale * x0 + std * eps, t) - eps).pow(2).sum(-1).mean()
+
+
+def cfm_loss(
+    net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x1: torch.Tensor
+) -> torch.Tensor:
+    r"""Conditional flow matching with the linear path, noise at ``t = 0`` and data at 1.
+
+    :math:`x_t = (1 - t) x_0 + t x_1` with :math:`x_0 \sim \mathcal N(0, I)`,
+    :math:`t \sim \mathcal U(0, 1)`; the loss is
+    :math:`\mathbb E\|v_\theta(x_t, t) - (x_1 - x_0)\|^2`.
+
+    Arguments:
+        net: maps ``(x_t, t)`` (``t`` a float tensor of shape ``(n,)``) to a velocity.
+        x1: a mini-batch of data, shape ``(n, d)``.
+
+    Returns:
+        The scalar loss.
+
+    References:
+        Lipman et al., Flow matching for generative modeling, arXiv:2210.02747;
+        Liu et al., Flow straight and fast, arXiv:2209.03003.
+
+    Example:
+        >>> cfm_loss(lambda x, t: torch.zeros_like(x), torch.zeros(8, 2)).dim()
+        0
+    """
+    check_tensor("x1", x1, dim=2)
+    t = torch.rand(x1.shape[0], dtype=x1.dtype, device=x1.device)
+    x0 = torch.randn_like(x1)
+    xt = (1 - t).unsqueeze(-1) * x0 + t.unsqueeze(-1) * x1
+    return (net(xt, t) - (x1 - x0)).pow(2).sum(-1).mean()
+
+
+@torch.no_grad()
+def euler_flow(
+    velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    n_steps: int,
+    t0: float = 0.0,
+    t1: float = 1.0,
+) -> torch.Tensor:
+    r"""Integrate :math:`\dot x = v(x, t)` from ``t0`` to ``t1`` with ``n_steps`` Euler steps.
+
+    Arguments:
+        velocity: ``v(x, t)`` with ``t`` a tensor of shape ``(n,)``.
+        x: the initial states, shape ``(n, d)``.
+        n_steps: number of steps (= network evaluations), at least 1.
+        t0, t1: start and end times.
+
+    Returns:
+        The states at ``t1``.
+
+    Example:
+        >>> euler_flow(lambda x, t: torch.ones_like(x), torch.zeros(3, 2), 4)[0].tolist()
+        [1.0, 1.0]
+    """
+    check_tensor("x", x, dim=2)
+    check_positive_int("n_steps", n_steps)
+    dt = (t1 - t0) / n_steps
+    for i in range(n_steps):
+        t = torch.full((x.shape[0],), t0 + i * dt, dtype=x.dtype, device=x.device)
+        x = x + dt * velocity(x, t)
+    return x

@@ -1,0 +1,284 @@
+"""Tests for vbtutor.diffusion: closed forms against iterated sampling, Bayes and the bound."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_within_se, mean_and_se, raises_naming, to_numpy
+from scipy import stats
+from torch import distributions as D
+
+from vbtutor import diffusion as dd
+from vbtutor.distributions import kl_diagonal_gaussian
+
+F64 = torch.float64
+
+
+@pytest.fixture
+def schedule() -> dd.Schedule:
+    return dd.linear_schedule(20, 1e-2, 0.3, dtype=F64)
+
+
+def test_marginal_matches_iterated_chain(schedule):
+    x0 = torch.tensor([[1.5, -2.0]], dtype=F64).expand(20_000, 2)
+    path = dd.forward_chain(schedule, x0, torch.Generator().manual_seed(1))
+    for t in (1, 5, 20):
+        mean, var = dd.marginal(schedule, x0[:1], t)
+        m, se = mean_and_se(path[t])
+        assert_within_se(m, mean[0], se)
+        centred = (path[t] - mean).pow(2)  # E = var, per coordinate
+        v, v_se = mean_and_se(centred)
+        assert_within_se(v, np.full(2, float(var)), v_se)
+
+
+def test_q_sample_per_row_steps_match_scalar_step(schedule):
+    x0, noise = torch.randn(4, 2, dtype=F64), torch.randn(4, 2, dtype=F64)
+    t = torch.full((4,), 7)
+    assert torch.allclose(
+        dd.q_sample(schedule, x0, t, noise), dd.q_sample(schedule, x0, 7, noise)
+    )
+
+
+def test_posterior_is_bayes_on_gaussians(schedule):
+    x0, xt = torch.randn(5, 3, dtype=F64), torch.randn(5, 3, dtype=F64)
+    for t in (2, 9, 20):
+        prior_mean, prior_var = dd.marginal(schedule, x0, t - 1)
+        a, b = schedule.alphas[t], schedule.betas[t]
+        var = 1 / (1 / prior_var + a / b)
+        mean = var * (prior_mean / prior_var + a.sqrt() * xt / b)
+        got_mean, got_var = dd.posterior(schedule, x0, xt, t)
+        assert torch.allclose(got_mean, mean) and torch.allclose(got_var, var)
+
+
+def test_mean_from_true_noise_is_posterior_mean(schedule):
+    x0, eps = torch.randn(6, 2, dtype=F64), torch.randn(6, 2, dtype=F64)
+    for t in (1, 4, 20):
+        xt = dd.q_sample(schedule, x0, t, eps)
+        assert torch.allclose(
+            dd.mean_from_eps(schedule, xt, t, eps),
+            dd.posterior(schedule, x0, xt, t)[0],
+        )
+
+
+def test_bound_is_expected_log_ratio_of_the_chains():
+    s = dd.linear_schedule(5, 0.05, 0.4, dtype=F64)
+    sigma2 = torch.linspace(0.05, 0.5, 6, dtype=F64)
+
+    def mean_fn(x, t):
+        return 0.8 * x + 0.1 * t
+
+    x0 = 1.0 + 0.5 * torch.randn(40_000, 1, dtype=F64)
+    bound = dd.variational_bound(s, x0, mean_fn, sigma2).total
+    path = dd.forward_chain(s, x0)
+    log_ratio = -D.Normal(0.0, 1.0).log_prob(path[-1]).sum(-1)
+    for t in range(1, s.T + 1):
+        rev = D.Normal(mean_fn(path[t], t), sigma2[t].sqrt())
+        fwd = D.Normal(s.alphas[t].sqrt() * path[t - 1], s.betas[t].sqrt())
+        log_ratio += (fwd.log_prob(path[t]) - rev.log_prob(path[t - 1])).sum(-1)
+    est, se = mean_and_se(log_ratio)
+    b, b_se = mean_and_se(bound)
+    assert_within_se(est, b, math.hypot(se, b_se))
+
+
+def test_kl_term_is_weighted_noise_error(schedule):
+    x0, eps = torch.randn(8, 2, dtype=F64), torch.randn(8, 2, dtype=F64)
+    eps_hat = torch.randn(8, 2, dtype=F64)
+    t, sigma2 = 6, schedule.betas[6]
+    xt = dd.q_sample(schedule, x0, t, eps)
+    mu, var = dd.posterior(schedule, x0, xt, t)
+    mu_hat = dd.mean_from_eps(schedule, xt, t, eps_hat)
+    ones = torch.ones_like(mu)
+    kl = kl_diagonal_gaussian(mu, var * ones, mu_hat, sigma2 * ones)
+    a, ab, b = schedule.alphas[t], schedule.alpha_bar[t], schedule.betas[t]
+    weight = b**2 / (2 * sigma2 * a * (1 - ab))
+    const = (var / sigma2 - 1 - (var / sigma2).log()).item()  # d = 2 halves
+    assert torch.allclose(kl, weight * (eps - eps_hat).pow(2).sum(-1) + const)
+
+
+def test_sampler_with_exact_noise_recovers_gaussian_data():
+    s = dd.linear_schedule(1000, dtype=F64)
+    m, sd = 1.0, 0.5
+
+    def exact_eps(x, t):
+        ab = s.alpha_bar[t[0]]
+        return (1 - ab).sqrt() * (x - ab.sqrt() * m) / (ab * sd**2 + 1 - ab)
+
+    x, kept = dd.ddpm_sample(exact_eps, s, 20_000, 1, torch.Generator().manual_seed(3))
+    mean, se = mean_and_se(x[:, 0])
+    assert_within_se(mean, m, se)
+    v, v_se = mean_and_se((x[:, 0] - m) ** 2)
+    assert_within_se(v, sd**2, v_se)
+    assert kept == {}
+
+
+def test_simple_loss_of_zero_net_is_expected_squared_noise(schedule):
+    losses = torch.stack(
+        [
+            dd.simple_loss(
+                lambda x, t: torch.zeros_like(x), schedule, torch.zeros(50, 3)
+            )
+            for _ in range(400)
+        ]
+    )
+    est, se = mean_and_se(losses)
+    assert_within_se(est, 3.0, se)
+
+
+def test_energy_distance_matches_scipy_in_one_dimension():
+    a, b = torch.randn(300, 1, dtype=F64), 0.5 + torch.randn(200, 1, dtype=F64)
+    n, m = len(a), len(b)
+    u = dd.energy_distance(a, b)
+    xx = torch.cdist(a, a).sum() / (n * (n - 1))
+    yy = torch.cdist(b, b).sum() / (m * (m - 1))
+    v_stat = u + float(xx) / n + float(yy) / m  # V-statistics keep the zero diagonal
+    scipy_sq = stats.energy_distance(to_numpy(a)[:, 0], to_numpy(b)[:, 0]) ** 2
+    assert v_stat == pytest.approx(scipy_sq, rel=1e-10)
+
+
+def test_ring_mixture_and_network_shapes():
+    data = dd.ring_mixture(6, radius=1.0, std=0.1, dtype=F64)
+    x = data.sample((1000,))
+    assert x.shape == (1000, 2)
+    mean, se = mean_and_se(x)
+    assert_within_se(mean, np.zeros(2), se)
+    net = dd.EpsilonNet(2, T=10, hidden=8, layers=1)
+    assert net(torch.zeros(3, 2), torch.tensor([1, 5, 10])).shape == (3, 2)
+
+
+def test_bad_input_is_named(schedule):
+    x0 = torch.zeros(4, 2, dtype=F64)
+    with raises_naming("T"):
+        dd.linear_schedule(0)
+    with raises_naming("beta_end"):
+        dd.linear_schedule(10, beta_end=1.5)
+    with raises_naming("t"):
+        dd.marginal(schedule, x0, 21)
+    with raises_naming("t"):
+        dd.posterior(schedule, x0, x0, 0)
+    with raises_naming("noise"):
+        dd.q_sample(schedule, x0, 3, torch.zeros(4, 3))
+    with raises_naming("x0"):
+        dd.forward_chain(schedule, torch.zeros(4))
+    with raises_naming("sigma2"):
+        dd.variational_bound(schedule, x0, lambda x, t: x, torch.zeros(21))
+    with raises_naming("schedule"):
+        dd.variational_bound(dd.linear_schedule(1), x0, lambda x, t: x, torch.ones(2))
+    with raises_naming("a"):
+        dd.energy_distance(torch.zeros(1, 2), torch.zeros(3, 2))
+    with raises_naming("std"):
+        dd.ring_mixture(std=-1.0)
+
+
+def test_vp_marginal_matches_euler_maruyama_and_ddpm_limit():
+    x = torch.full((20_000, 1), 2.0, dtype=F64)
+    grid = torch.linspace(0, 0.5, 501, dtype=F64)
+
+    def drift(x, t):
+        return -0.5 * dd.vp_beta(t) * x
+
+    out = dd.euler_maruyama(drift, lambda t: math.sqrt(dd.vp_beta(t)), x, grid)
+    scale, var = dd.vp_marginal(torch.tensor(0.5, dtype=F64))
+    m, se = mean_and_se(out[:, 0])
+    assert_within_se(m, 2.0 * float(scale), se)
+    v, v_se = mean_and_se((out[:, 0] - 2.0 * scale) ** 2)
+    assert_within_se(v, float(var), v_se)
+    gaps = []
+    for n in (100, 1000, 10_000):  # DDPM with beta_i = beta(t_i) / n
+        s = dd.linear_schedule(n, 0.1 / n, 20.0 / n, dtype=F64)
+        gaps.append(abs(float(s.alpha_bar[n] - dd.vp_marginal(1.0)[0] ** 2)))
+    assert gaps[0] > gaps[1] > gaps[2]
+
+
+def test_diffused_mixture_score_is_gaussian_score_for_one_component():
+    mix = dd.ring_mixture(1, radius=1.0, std=0.5, dtype=F64)
+    diffused = dd.diffused_mixture(mix, 0.6, 0.3)
+    x = torch.randn(5, 2, dtype=F64)
+    var = 0.36 * 0.25 + 0.3
+    expected = -(x - 0.6 * torch.tensor([1.0, 0.0], dtype=F64)) / var
+    assert torch.allclose(dd.score(diffused, x), expected)
+
+
+def test_reverse_samplers_with_exact_score_recover_gaussian_data():
+    m, sd = 1.0, 0.5
+    data = D.MixtureSameFamily(
+        D.Categorical(torch.ones(1, dtype=F64)),
+        D.Independent(
+            D.Normal(
+                torch.full((1, 1), m, dtype=F64), torch.full((1, 1), sd, dtype=F64)
+            ),
+            1,
+        ),
+    )
+
+    def exact(x, t):
+        return dd.score(dd.diffused_mixture(data, *dd.vp_marginal(t)), x)
+
+    x1 = torch.randn(20_000, 1, dtype=F64)
+    x_ode, nfe = dd.probability_flow(exact, x1, t1=0.0, rtol=1e-8, atol=1e-8)
+    assert nfe > 0
+    for x in (x_ode[:, 0],):
+        mean, se = mean_and_se(x)
+        assert_within_se(mean, m, se)
+        v, v_se = mean_and_se((x - m) ** 2)
+        assert_within_se(v, sd**2, v_se)
+
+
+def test_dsm_loss_of_zero_net_is_expected_squared_noise():
+    losses = torch.stack(
+        [
+            dd.dsm_loss(lambda x, t: torch.zeros_like(x), torch.zeros(50, 2))
+            for _ in range(400)
+        ]
+    )
+    est, se = mean_and_se(losses)
+    assert_within_se(est, 2.0, se)
+
+
+def test_sde_bad_input_is_named():
+    with raises_naming("times"):
+        dd.euler_maruyama(
+            lambda x, t: x,
+            lambda t: 1.0,
+            torch.zeros(2, 1),
+            torch.tensor([0.0, 1.0, 0.5]),
+        )
+    with raises_naming("t_min"):
+        dd.dsm_loss(lambda x, t: x, torch.zeros(2, 1), t_min=0.0)
+    with raises_naming("var"):
+        dd.diffused_mixture(dd.ring_mixture(), 1.0, -1.0)
+    with raises_naming("beta_min"):
+        dd.vp_marginal(0.5, beta_min=0.0)
+
+
+def test_euler_flow_with_exact_velocity_maps_noise_to_gaussian_data():
+    m, sd = 1.0, 0.5
+
+    def velocity(x, t):  # E[x1 - x0 | x_t] on the linear path
+        t = t.unsqueeze(-1)
+        var = (1 - t) ** 2 + t**2 * sd**2
+        return m + (t * sd**2 - (1 - t)) / var * (x - t * m)
+
+    x = dd.euler_flow(velocity, torch.randn(20_000, 1, dtype=F64), 1000)[:, 0]
+    mean, se = mean_and_se(x)
+    assert_within_se(mean, m, se)
+    v, v_se = mean_and_se((x - m) ** 2)
+    assert_within_se(v, sd**2, v_se)
+
+
+def test_cfm_loss_of_zero_net_is_expected_squared_target():
+    x1 = torch.full((50, 2), 1.0)
+    losses = torch.stack(
+        [dd.cfm_loss(lambda x, t: torch.zeros_like(x), x1) for _ in range(400)]
+    )
+    est, se = mean_and_se(losses)
+    assert_within_se(est, 4.0, se)  # |x1|^2 + E|x0|^2 = 2 + 2
+
+
+def test_flow_bad_input_is_named():
+    with raises_naming("n_steps"):
+        dd.euler_flow(lambda x, t: x, torch.zeros(2, 1), 0)
+    with raises_naming("x1"):
+        dd.cfm_loss(lambda x, t: x, torch.zeros(3))
