@@ -40,3 +40,14 @@ def check_positive(name: str, value) -> None:
         or not bool(torch.isfinite(t).all())
     ):
         raise ValueError(f"{name} must be finite and positive, got {value!r}")
+
+
+def check_same_shape(
+    name: str, value: torch.Tensor, ref_name: str, ref: torch.Tensor
+) -> None:
+    """Check that ``value`` has the shape of ``ref``; the message names both arguments."""
+    if value.shape != ref.shape:
+        raise ValueError(
+            f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, "
+            f"got {tuple(value.shape)}"
+        )

@@ -16,7 +16,12 @@ from collections.abc import Iterator
 import torch
 from torch import distributions as D
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import (
+    check_positive,
+    check_positive_int,
+    check_same_shape,
+    check_tensor,
+)
 from .bounds import Estimate, _mean_and_se
 
 __all__ = [
@@ -311,11 +316,7 @@ def gaussian_mixture_1d(
     """
     for name, value in (("weights", weights), ("means", means), ("stds", stds)):
         check_tensor(name, value, dim=1)
-        if value.shape != weights.shape:
-            raise ValueError(
-                f"{name} must have the shape of weights {tuple(weights.shape)}, "
-                f"got {tuple(value.shape)}"
-            )
+        check_same_shape(name, value, "weights", weights)
     check_positive("weights", weights)
     check_positive("stds", stds)
     return D.MixtureSameFamily(

@@ -25,7 +25,12 @@ from typing import NamedTuple
 import torch
 from torch import distributions as D
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import (
+    check_positive,
+    check_positive_int,
+    check_same_shape,
+    check_tensor,
+)
 from .bounds import Estimate, _mean_and_se
 from .distributions import _one_thread
 
@@ -103,11 +108,7 @@ class StickExpectations(NamedTuple):
 def _check_gammas(gamma1: torch.Tensor, gamma2: torch.Tensor) -> None:
     check_tensor("gamma1", gamma1, dim=1)
     check_tensor("gamma2", gamma2, dim=1)
-    if gamma1.shape != gamma2.shape:
-        raise ValueError(
-            f"gamma1 and gamma2 must have the same shape, got {tuple(gamma1.shape)} "
-            f"and {tuple(gamma2.shape)}"
-        )
+    check_same_shape("gamma2", gamma2, "gamma1", gamma1)
     check_positive("gamma1", gamma1)
     check_positive("gamma2", gamma2)
 

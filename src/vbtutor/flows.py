@@ -20,7 +20,12 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import (
+    check_positive,
+    check_positive_int,
+    check_same_shape,
+    check_tensor,
+)
 from .nn import MLP
 
 __all__ = [
@@ -109,11 +114,7 @@ class Affine(_Transform):
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
         check_tensor("loc", loc, dim=1)
         check_tensor("scale", scale, dim=1)
-        if scale.shape != loc.shape:
-            raise ValueError(
-                f"scale must have the shape of loc {tuple(loc.shape)}, "
-                f"got {tuple(scale.shape)}"
-            )
+        check_same_shape("scale", scale, "loc", loc)
         if (scale == 0).any():
             raise ValueError("scale must have no zero entries")
         super().__init__(loc.shape[0])
