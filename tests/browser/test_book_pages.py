@@ -1,7 +1,8 @@
 """Open every page of the built book in headless Chromium and check what a reader sees.
 
 On each page: every network request stays on the book's own server (the HTML works
-offline), all math is typeset by MathJax without error nodes, every image has loaded,
+offline), all math is typeset by MathJax without error nodes and every display equation
+fits the text column at a 1280 px window, every image has loaded,
 every internal link points at a page and anchor that exist, and there is no JavaScript
 error. On each page with a precomputed-frame slider, moving the slider shows another
 frame.
@@ -84,6 +85,9 @@ TYPESET = """async () => {
     total: math.length,
     untypeset: math.filter(m => !m.querySelector('mjx-container')).length,
     errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
+    too_wide: [...document.querySelectorAll('div.math mjx-container')]
+      .filter(m => m.scrollWidth > m.clientWidth + 2)
+      .map(m => m.closest('div.math').id),
   };
 }"""
 
@@ -108,6 +112,10 @@ def test_page_renders_offline(browser, base_url, page_ids, path):
         assert page.locator(".math").count() == 0, "math on the page but no MathJax"
     else:
         assert math["untypeset"] == 0 and math["errors"] == 0, math
+        # at a 1280 px window every display equation fits its column (no hidden part)
+        assert math["too_wide"] == [], (
+            f"equations wider than the text: {math['too_wide']}"
+        )
     broken = page.evaluate(
         "[...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
         ".map(i => i.src.slice(0, 80))"
