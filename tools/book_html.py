@@ -1,5 +1,9 @@
 """Sphinx extension: small fixes to the HTML pages of the book.
 
+It serves ``book/_static`` (``vbtutor.css`` and ``vbtutor.js``: code width, phone layout,
+sidebar toggles, figure zoom, search snippets; each rule says why) and drops duplicate
+scripts.
+
 sphinx-thebe 0.3.1 registers its inline configuration script once per read phase, and
 a jupyter-book build has more than one, so each page declared ``const THEBE_JS_URL``
 twice and the browser reported a SyntaxError. Dropping exact duplicate scripts (same
@@ -7,6 +11,8 @@ file, same inline body, same attributes) fixes it without touching any other scr
 """
 
 from __future__ import annotations
+
+import pathlib
 
 
 def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
@@ -24,6 +30,16 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
     scripts[:] = unique
 
 
+STATIC = pathlib.Path(__file__).resolve().parents[1] / "book" / "_static"
+
+
+def add_static_path(app) -> None:
+    app.config.html_static_path.append(str(STATIC))
+
+
 def setup(app):
+    app.connect("builder-inited", add_static_path)
+    app.add_css_file("vbtutor.css")
+    app.add_js_file("vbtutor.js", priority=100)  # before the theme's own scripts
     app.connect("html-page-context", drop_duplicate_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

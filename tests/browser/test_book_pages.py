@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import html.parser
 import pathlib
-import re
 import urllib.parse
 
 import pytest
-from conftest import BUILD
-
-HTML = sorted(
-    p.relative_to(BUILD).as_posix()
-    for p in BUILD.rglob("*.html")
-    if "_static" not in p.parts  # theme fragments, not pages
+from conftest import (
+    BUILD,
+    CHAPTERS,
+    PAGES,
+    REDIRECT,
+    REDIRECTS,
+    SLIDER_PAGES,
+    open_page,
 )
-REDIRECT = re.compile(r'http-equiv="Refresh" content="0; url=([^"]+)"')
-REDIRECTS = [p for p in HTML if REDIRECT.search((BUILD / p).read_text())]
-PAGES = [p for p in HTML if p not in REDIRECTS]
-CHAPTERS = {nb.stem for nb in (BUILD.parents[1] / "book").glob("*.ipynb")}
-SLIDER_PAGES = [p for p in PAGES if 'type="range"' in (BUILD / p).read_text()]
 
 
 class _Ids(html.parser.HTMLParser):
@@ -52,29 +48,6 @@ def page_ids():
         return cache[path]
 
     return ids
-
-
-def open_page(browser, base_url: str, path: str):
-    """Load a page, recording console errors and any request that leaves the server."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    problems: list[str] = []
-
-    def route(r):
-        if r.request.url.startswith(base_url) or r.request.url.startswith("data:"):
-            r.continue_()
-        else:
-            problems.append(f"request off the book's server: {r.request.url}")
-            r.abort()
-
-    page.route("**/*", route)
-    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on(
-        "response",
-        lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"),
-    )
-    page.goto(base_url + path, wait_until="load")
-    return page, problems
 
 
 TYPESET = """async () => {
