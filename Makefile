@@ -3,23 +3,35 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two install levels: the book's build tools only (make book), and everything (the rest).
+BOOK_STAMP := $(VENV)/.book-installed
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
-# Notebooks are tested single-threaded-deterministic on CPU, whatever the machine has.
+# Notebooks are executed and tested on the CPU (one thread: vbtutor.setup), whatever the
+# machine has, with progress bars off so stored outputs stay deterministic.
 NB_ENV := VBTUTOR_DEVICE=cpu VBTUTOR_PROGRESS=off
 # MathJax is served from the book itself, so the HTML renders with no network.
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 
-.PHONY: book test lint unit nbval build-strict browser notebooks clean
+.PHONY: book test lint unit nbval build-strict browser notebooks lab clean
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(STAMP): requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	touch $(STAMP)
+
+$(BOOK_STAMP): requirements-book.txt | $(BIN)/python
+	@echo "== Installing the book's build tools (requirements-book.txt) into $(VENV)"
+	$(BIN)/python -m pip install --progress-bar on -r requirements-book.txt
+	touch $@
+
+$(STAMP): requirements.txt requirements-book.txt pyproject.toml $(BOOK_STAMP)
+	@echo "== Installing the full stack (requirements.txt): torch, scientific Python,"
+	@echo "== JupyterLab, test tools. The first time this downloads a few hundred MB."
+	$(BIN)/python -m pip install --progress-bar on -r requirements.txt
+	touch $@
 
 $(MATHJAX):
 	rm -rf _vendor/mathjax .mathjax && mkdir -p .mathjax _vendor/mathjax
@@ -28,8 +40,10 @@ $(MATHJAX):
 		$(CURDIR)/_vendor/mathjax/
 	rm -rf .mathjax
 
-book: $(STAMP) $(MATHJAX)
+# The HTML is built from the outputs stored in the notebooks: no kernel, no torch.
+book: $(BOOK_STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --quiet
+	@echo "== The book is in _build/html/index.html"
 
 test: $(STAMP)
 	$(MAKE) lint unit nbval build-strict browser
@@ -45,7 +59,7 @@ nbval: $(STAMP)
 	$(NB_ENV) $(BIN)/pytest -q -p no:cacheprovider -o addopts="" --nbval --nbval-current-env \
 		--nbval-sanitize-with book/nbval_sanitize.cfg $(NOTEBOOKS)
 
-build-strict: $(STAMP) $(MATHJAX)
+build-strict: $(BOOK_STAMP) $(MATHJAX)
 	rm -rf _build/html
 	$(BIN)/jupyter-book build . -W -n --keep-going --quiet
 
@@ -56,7 +70,12 @@ browser: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -o addopts="" tests/browser
 
 notebooks: $(STAMP)
-	$(NB_ENV) $(BIN)/python tools/execute_notebooks.py $(if $(NB),book/$(NB).ipynb,$(NOTEBOOKS))
+	$(NB_ENV) $(BIN)/python tools/execute_notebooks.py \
+		$(if $(NB),$(foreach n,$(NB),book/$(n).ipynb),$(NOTEBOOKS))
+
+# Open the chapters in JupyterLab to run them and move their sliders.
+lab: $(STAMP)
+	$(BIN)/jupyter lab book/
 
 clean:
 	rm -rf _build _vendor/mathjax .pytest_cache .ruff_cache

@@ -87,5 +87,5 @@ def test_runtime_table_rows_follow_the_book_and_flag_overruns():
     runs["draft"] = runs["fast"]  # measured but not in the book: no row
     header, rule, first, second = table_lines(runs, ["book/fast", "book/slow"])
     assert header.startswith("| Chapter") and rule.startswith("|:--")
-    assert first == "| {doc}`fast` | 5.0 | yes | d, 2 cores, x86_64 |"
-    assert second == "| {doc}`slow` | 75.0 | **no** | d, 2 cores, x86_64 |"
+    assert first == "| {doc}`fast` | 5.0 | yes | x86_64, 2 cores | d |"
+    assert second == "| {doc}`slow` | 75.0 | **no** | x86_64, 2 cores | d |"

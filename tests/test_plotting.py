@@ -2,14 +2,50 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
 from conftest import raises_naming
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from torch import distributions as D
 
-from vbtutor.plotting import GRID_GAP, elbo_gap_figure, image_grid
+from vbtutor.plotting import (
+    BOOK_STYLE,
+    GRID_GAP,
+    MIN_FONT_PT,
+    elbo_gap_figure,
+    image_grid,
+    use_book_style,
+)
+
+
+@pytest.fixture
+def book_style():
+    with matplotlib.rc_context():
+        use_book_style()
+        yield
+
+
+def test_book_style_sets_every_text_size_at_or_above_the_minimum(book_style):
+    keys = [k for k in matplotlib.rcParams if k.endswith(("size", "fontsize"))]
+    keys = [k for k in keys if "font" in k or "label" in k or "title" in k]
+    assert "legend.fontsize" in keys and "xtick.labelsize" in keys
+    for key in keys:
+        value = matplotlib.rcParams[key]
+        if value is None:
+            continue
+        points = FontProperties(size=value).get_size_in_points()
+        assert points >= MIN_FONT_PT, f"{key} = {value} is {points:.1f} pt"
+    assert matplotlib.rcParams["figure.dpi"] == BOOK_STYLE["figure.dpi"] == 100
+
+
+def test_every_text_of_a_book_figure_is_readable(book_style, pair):
+    q, post, _ = pair
+    fig = elbo_gap_figure(q, post, log_px=-3.0)
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+    assert texts and min(t.get_fontsize() for t in texts) >= MIN_FONT_PT
 
 
 def gaussian_kl(m0, S0, m1, S1) -> float:
@@ -34,14 +70,27 @@ def pair():
 
 
 def test_bars_split_log_marginal_into_elbo_and_kl(pair):
+    """The ELBO bar ends at ELBO = log p(x) - KL and the KL bar fills the rest."""
     q, post, kl = pair
-    fig = elbo_gap_figure(q, post, log_px=-3.0)
+    fig = elbo_gap_figure(q, post, log_px=-3.0, depth=5.0)
     right = fig.axes[1]
     elbo_bar, kl_bar = right.patches
+    floor = right.get_ylim()[0]
+    np.testing.assert_allclose(floor, -8.0)
+    np.testing.assert_allclose(elbo_bar.get_y(), floor)  # drawn from the axis floor
+    np.testing.assert_allclose(elbo_bar.get_y() + elbo_bar.get_height(), -3.0 - kl)
+    np.testing.assert_allclose(kl_bar.get_y(), -3.0 - kl, rtol=1e-10)
     np.testing.assert_allclose(kl_bar.get_height(), kl, rtol=1e-10)
-    np.testing.assert_allclose(elbo_bar.get_height(), -3.0 - kl, rtol=1e-10)
-    np.testing.assert_allclose(kl_bar.get_y() + kl_bar.get_height(), -3.0, rtol=1e-10)
-    assert right.get_title() == f"KL = {kl:.2f} nats"
+    assert right.get_ylim()[1] > -3.0  # log p(x) is inside the axis
+    assert right.get_title() == f"KL = {kl:.3f} nats" and right.get_ylabel() == "nats"
+
+
+def test_an_elbo_below_the_axis_is_marked(pair):
+    q, post, kl = pair
+    right = elbo_gap_figure(q, post, log_px=0.0, depth=kl / 2).axes[1]
+    elbo_bar, kl_bar = right.patches
+    assert elbo_bar.get_height() == 0 and kl_bar.get_y() == right.get_ylim()[0]
+    assert any("below the axis" in t.get_text() for t in right.texts)
 
 
 def test_left_panel_is_centred_on_the_posterior(pair):
@@ -61,6 +110,13 @@ def test_rejects_non_2d_or_batched_gaussians(pair, bad):
         args = {"q": q, "posterior": post, bad: wrong}
         with raises_naming(bad):
             elbo_gap_figure(args["q"], args["posterior"], log_px=0.0)
+
+
+@pytest.mark.parametrize("depth", [0.0, -1.0, float("nan")])
+def test_rejects_a_non_positive_depth(pair, depth):
+    q, post, _ = pair
+    with raises_naming("depth"):
+        elbo_gap_figure(q, post, log_px=0.0, depth=depth)
 
 
 def test_image_grid_places_each_image_in_its_cell():

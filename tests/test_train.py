@@ -14,12 +14,14 @@ from vbtutor import bounds
 from vbtutor.models import BernoulliVAE
 from vbtutor.train import (
     choose,
+    cpu_threads,
     fit,
     fit_vae,
     full_mode,
     get_device,
     gradient_samples,
     seed_everything,
+    setup,
     show_progress,
 )
 
@@ -53,6 +55,43 @@ def test_seed_everything_returns_a_generator_seeded_with_the_seed():
 def test_seed_everything_rejects_bad_seeds(seed):
     with raises_naming("seed"):
         seed_everything(seed)
+
+
+@pytest.fixture
+def keep_threads():
+    """setup() changes torch's global thread count; put it back afterwards."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_setup_uses_one_thread_by_default(monkeypatch, keep_threads):
+    monkeypatch.delenv("VBTUTOR_THREADS", raising=False)
+    monkeypatch.setenv("VBTUTOR_DEVICE", "cpu")
+    torch.set_num_threads(2)
+    assert setup(0) == torch.device("cpu")
+    assert cpu_threads() == 1 and torch.get_num_threads() == 1
+
+
+def test_setup_reads_the_thread_count_from_the_environment(monkeypatch, keep_threads):
+    monkeypatch.setenv("VBTUTOR_THREADS", "2")
+    setup(0)
+    assert torch.get_num_threads() == 2
+
+
+def test_setup_seeds_like_seed_everything(keep_threads):
+    setup(5)
+    a = _draws()
+    seed_everything(5)
+    b = _draws()
+    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_cpu_threads_rejects_bad_settings(monkeypatch, value):
+    monkeypatch.setenv("VBTUTOR_THREADS", value)
+    with raises_naming("VBTUTOR_THREADS"):
+        cpu_threads()
 
 
 def test_get_device_honours_an_explicit_cpu(monkeypatch):

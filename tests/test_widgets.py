@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
 from html.parser import HTMLParser
 
 import ipywidgets
 import matplotlib.pyplot as plt
 import pytest
 from conftest import raises_naming
+from matplotlib.figure import Figure
 
 from vbtutor.widgets import FrameSlider, frame_slider
 
@@ -18,18 +20,24 @@ DPI = 30
 
 
 def render(slope: float):
-    fig, ax = plt.subplots(figsize=(2, 2))
+    """A figure whose layout does not depend on the value: only the line moves."""
+    fig, ax = plt.subplots(figsize=(2, 2), dpi=DPI)
     ax.plot([0, 1], [0, slope])
     ax.set_ylim(0, 4)
     return fig
 
 
-def png(fig, dpi: int = DPI) -> bytes:
-    """The same PNG encoding the slider uses, done here independently."""
+def png(fig) -> bytes:
+    """A frame saved independently: twice the figure's dpi, cropped to its own tight box."""
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.05)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=2 * fig.dpi, bbox_inches=box)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def png_size(frame: bytes) -> tuple[int, int]:
+    return struct.unpack(">II", frame[16:24])
 
 
 class _Tags(HTMLParser):
@@ -61,7 +69,7 @@ def parse(text: str) -> _Tags:
 
 @pytest.fixture(scope="module")
 def slider() -> FrameSlider:
-    return frame_slider(render, VALUES, name="slope", start=2.0, dpi=DPI)
+    return frame_slider(render, VALUES, name="slope", start=2.0)
 
 
 def test_one_frame_per_value_in_order(slider):
@@ -73,9 +81,42 @@ def test_one_frame_per_value_in_order(slider):
     assert len(set(slider.frames)) == len(VALUES)
 
 
+def test_frames_are_stored_at_twice_their_shown_size(slider):
+    width, height = slider.size
+    for frame in slider.frames:
+        assert png_size(frame) == pytest.approx((2 * width, 2 * height), abs=2)
+
+
+def test_frames_of_different_layouts_share_one_size():
+    """A title that grows with the value must not make the frames jitter."""
+
+    def growing_title(n: int):
+        fig = render(1.0)
+        fig.axes[0].set_title("x" * n)
+        fig.axes[0].set_ylabel("y" * n)
+        return fig
+
+    s = frame_slider(growing_title, [1, 10, 30], name="n")
+    assert len({png_size(frame) for frame in s.frames}) == 1
+    widest = growing_title(30)
+    box = widest.get_tightbbox(widest.canvas.get_renderer())
+    assert s.size[0] >= box.width * DPI  # nothing is cropped away
+    plt.close(widest)
+
+
+def test_figures_made_without_pyplot_work():
+    def bare(slope: float):
+        fig = Figure(figsize=(2, 2), dpi=DPI)
+        fig.subplots().plot([0, 1], [0, slope])
+        return fig
+
+    s = frame_slider(bare, VALUES[:2], name="slope")
+    assert len({png_size(frame) for frame in s.frames}) == 1
+
+
 def test_rendered_figures_are_closed():
     plt.close("all")
-    frame_slider(render, VALUES[:2], name="slope", dpi=DPI)
+    frame_slider(render, VALUES[:2], name="slope")
     assert plt.get_fignums() == []
 
 
@@ -94,6 +135,7 @@ def test_html_fallback_is_a_range_input_over_the_frames(slider):
         assert attrs["src"].startswith(prefix)
         assert base64.b64decode(attrs["src"][len(prefix) :]) == frame
         assert attrs["data-label"] == f"slope = {value}"
+        assert (attrs["width"], attrs["height"]) == tuple(map(str, slider.size))
     shown = [i for i, attrs in enumerate(images) if "display:block" in attrs["style"]]
     hidden = [i for i, attrs in enumerate(images) if "display:none" in attrs["style"]]
     assert shown == [slider.start] and len(hidden) == len(VALUES) - 1
@@ -102,7 +144,7 @@ def test_html_fallback_is_a_range_input_over_the_frames(slider):
 
 def test_html_escapes_the_name():
     name = 'a<b> & "c"'
-    s = frame_slider(render, VALUES[:2], name=name, dpi=DPI)
+    s = frame_slider(render, VALUES[:2], name=name)
     page = parse(s.html())
     (range_input,) = [attrs for tag, attrs in page.tags if tag == "input"]
     assert range_input["aria-label"] == name
@@ -126,14 +168,15 @@ def test_mimebundle_has_text_html_and_the_widget_view(slider):
 
 
 def test_default_start_is_the_first_value():
-    s = frame_slider(render, VALUES[:3], name="slope", dpi=DPI)
+    s = frame_slider(render, VALUES[:3], name="slope")
     assert s.start == 0
     assert s.widget.children[1].value == s.frames[0]
 
 
 def test_moving_the_live_slider_shows_the_matching_frame():
-    s = frame_slider(render, VALUES, name="slope", start=2.0, dpi=DPI)
-    control, image = s.widget.children
+    s = frame_slider(render, VALUES, name="slope", start=2.0)
+    control, image, note = s.widget.children
+    assert "once the cells above it have run" in note.value
     assert isinstance(control, ipywidgets.SelectionSlider) and isinstance(
         image, ipywidgets.Image
     )
@@ -143,6 +186,7 @@ def test_moving_the_live_slider_shows_the_matching_frame():
         control.index = i  # the trait the browser sets when the slider is dragged
         assert control.label == str(VALUES[i])
         assert image.value == s.frames[i]
+    assert image.width == str(s.size[0])  # shown at its natural size, not doubled
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -166,6 +210,12 @@ def test_render_must_return_a_figure():
 def test_start_must_be_one_of_the_values():
     with raises_naming("start"):
         frame_slider(render, VALUES, name="slope", start=3.0)
+
+
+@pytest.mark.parametrize("scale", [0, 1.5])
+def test_scale_must_be_a_positive_int(scale):
+    with raises_naming("scale"):
+        frame_slider(render, VALUES, name="slope", scale=scale)
 
 
 def test_name_must_be_non_empty():

@@ -36,17 +36,18 @@ def table_lines(runtimes: dict, order: list[str]) -> list[str]:
     Notebooks measured but not (yet) in the table of contents are left out.
     """
     lines = [
-        "| Chapter | Seconds on CPU | ≤ 60 s | Measured on |",
-        "|:--|--:|:--:|:--|",
+        "| Chapter | Seconds | ≤ 60 s | Machine | Date |",
+        "|:--|--:|:--:|:--|:--|",
     ]
     slugs = [f.split("/")[-1] for f in order]
     for slug in sorted(set(runtimes) & set(slugs), key=slugs.index):
         run = runtimes[slug]
         ok = "yes" if run["seconds"] <= BUDGET_SECONDS else "**no**"
-        where = (
-            f"{run.get('date', '?')}, {run.get('cpus', '?')} cores, {run['machine']}"
+        machine = f"{run['machine']}, {run.get('cpus', '?')} cores"
+        date = run.get("date", "?")
+        lines.append(
+            f"| {{doc}}`{slug}` | {run['seconds']:.1f} | {ok} | {machine} | {date} |"
         )
-        lines.append(f"| {{doc}}`{slug}` | {run['seconds']:.1f} | {ok} | {where} |")
     return lines
 
 

@@ -17,7 +17,7 @@ from . import (
     train,
     widgets,
 )
-from .train import choose, full_mode, get_device, seed_everything
+from .train import choose, full_mode, get_device, seed_everything, setup
 
 __all__ = [
     "adversarial",
@@ -39,5 +39,6 @@ __all__ = [
     "full_mode",
     "get_device",
     "seed_everything",
+    "setup",
 ]
 __version__ = "0.1.0"

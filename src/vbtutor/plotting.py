@@ -1,17 +1,71 @@
-"""Figures shared by chapters: the ELBO/KL split of a Gaussian proposal, image grids."""
+"""The book's figure style, and figures shared by chapters (ELBO/KL split, image grids)."""
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import distributions as D
 
-__all__ = ["elbo_gap_figure", "image_grid", "GRID_GAP"]
+__all__ = [
+    "BOOK_STYLE",
+    "MIN_FONT_PT",
+    "TEXT_WIDTH",
+    "use_book_style",
+    "elbo_gap_figure",
+    "image_grid",
+    "GRID_GAP",
+]
+
+#: Width of the book's text column in inches at ``figure.dpi`` 100: 680 CSS pixels, the
+#: column of a page at a 1280 px window. A figure this wide is shown at its natural size.
+TEXT_WIDTH = 6.8
+
+#: No text in a figure is set smaller than this (points). With figures shown at their
+#: natural size (100 dpi), 9 pt is 12.5 CSS pixels.
+MIN_FONT_PT = 9.0
+
+#: Matplotlib settings of every chapter: 1 inch is 100 CSS pixels on the page, and
+#: text sizes stay at or above :data:`MIN_FONT_PT`.
+BOOK_STYLE = {
+    "figure.dpi": 100,
+    "font.size": 10,
+    "axes.titlesize": 10.5,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "legend.title_fontsize": 9,
+    "figure.titlesize": 11,
+}
 
 #: Grey level of the gaps between images in :func:`image_grid` (0 white, 1 black).
 GRID_GAP = 0.25
+
+
+def use_book_style() -> None:
+    """Apply :data:`BOOK_STYLE`; in a notebook, also store figures at twice their size.
+
+    In a Jupyter kernel the inline backend then saves PNGs at double resolution with
+    their natural size in the output's metadata ("retina"), so figures stay sharp on
+    high-density screens and the book shows them at that natural size.
+
+    Example:
+        >>> use_book_style()
+        >>> matplotlib.rcParams["figure.dpi"]
+        100.0
+    """
+    matplotlib.rcParams.update(BOOK_STYLE)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return
+    if get_ipython() is not None and "inline" in matplotlib.get_backend():
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("retina")
 
 
 def elbo_gap_figure(
@@ -19,20 +73,25 @@ def elbo_gap_figure(
     posterior: D.MultivariateNormal,
     log_px: float,
     title: str = "",
+    depth: float = 7.0,
 ) -> Figure:
     r"""Draw a 2-D proposal q against the posterior, and log p(x) split into ELBO + KL(q || p).
 
     Both distributions must be 2-D Gaussians with empty batch shape; the KL is computed in
-    closed form with ``torch.distributions.kl_divergence``. Chapter: elbo.
+    closed form with ``torch.distributions.kl_divergence``. The right panel is one bar on
+    a nats axis that ends at log p(x): the ELBO from the axis floor (``depth`` nats below
+    log p(x)) up to its value, and the KL stacked on top of it, so the two parts add up
+    to log p(x) in every frame. An ELBO below the floor is marked as such. Chapter: elbo.
 
     Arguments:
         q: the proposal.
         posterior: the exact posterior p(z|x).
         log_px: the exact log p(x).
         title: prefix of the left panel's title.
+        depth: nats shown below log p(x), positive.
 
     Returns:
-        A matplotlib ``Figure`` with two panels.
+        A matplotlib ``Figure`` with two panels, :data:`TEXT_WIDTH` wide.
 
     Example:
         >>> p = D.MultivariateNormal(torch.zeros(2), torch.eye(2))
@@ -49,9 +108,11 @@ def elbo_gap_figure(
             raise ValueError(
                 f"{name} must have empty batch shape, got {tuple(dist.batch_shape)}"
             )
+    if not depth > 0:
+        raise ValueError(f"depth must be positive, got {depth!r}")
     kl = D.kl_divergence(q, posterior).item()
-    fig = Figure(figsize=(8, 3.3))
-    left, right = fig.subplots(1, 2, width_ratios=[1.2, 1])
+    fig = Figure(figsize=(TEXT_WIDTH, 3.2))
+    left, right = fig.subplots(1, 2, width_ratios=[1.5, 1])
     scale = 3 * posterior.covariance_matrix.diagonal().sqrt().max()
     axis = torch.linspace(-1, 1, 120, dtype=posterior.mean.dtype) * scale
     grid = posterior.mean + torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)
@@ -62,11 +123,25 @@ def elbo_gap_figure(
     left.set(
         title=f"{title}q (filled), posterior (lines)", xlabel="$z_1$", ylabel="$z_2$"
     )
-    right.bar([0], [log_px - kl], color="C0", label="ELBO")
-    right.bar([0], [kl], bottom=[log_px - kl], color="C3", label="KL(q || p(z|x))")
-    right.axhline(log_px, color="k", ls="--", label="log p(x)")
-    right.set(xticks=[], ylim=(log_px - 6, log_px + 0.5), title=f"KL = {kl:.2f} nats")
-    right.legend(loc="lower right", fontsize=8)
+    floor, elbo = log_px - depth, log_px - kl
+    split = max(elbo, floor)
+    right.bar(0, split - floor, bottom=floor, width=0.6, color="C0", label="ELBO")
+    right.bar(
+        0,
+        log_px - split,
+        bottom=split,
+        width=0.6,
+        color="C3",
+        label="KL(q ‖ posterior)",
+    )
+    right.axhline(log_px, color="k", ls="--", lw=1, label="log p(x)")
+    if elbo < floor:
+        right.annotate(
+            f"ELBO {elbo:.1f}\nbelow the axis", (0, floor), (0.45, floor + 0.3)
+        )
+    right.set(xticks=[], xlim=(-0.5, 2.0), ylim=(floor, log_px + 1.0))
+    right.set(ylabel="nats", title=f"KL = {kl:.3f} nats")
+    right.legend(loc="center right")
     fig.tight_layout()
     return fig
 

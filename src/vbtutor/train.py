@@ -13,8 +13,11 @@ from torch import distributions as D
 from tqdm.auto import trange
 
 from .bounds import elbo
+from .plotting import use_book_style
 
 __all__ = [
+    "setup",
+    "cpu_threads",
     "seed_everything",
     "get_device",
     "full_mode",
@@ -49,6 +52,50 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def cpu_threads() -> int:
+    """The number of CPU threads torch may use: ``VBTUTOR_THREADS``, default 1.
+
+    One thread is the book's policy on the CPU. Its networks are small, so a second
+    thread saves little on an idle machine and costs a great deal when another process
+    competes for the cores; and a fixed thread count keeps results independent of how
+    many cores the reader's machine has. ``VBTUTOR_THREADS=4`` (say) overrides it.
+
+    Example:
+        >>> cpu_threads() >= 1
+        True
+    """
+    value = os.environ.get("VBTUTOR_THREADS", "1").strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"VBTUTOR_THREADS must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def setup(seed: int = 0) -> torch.device:
+    """Start a chapter: seed, CPU threads, device and figure style, in one call.
+
+    Every chapter's setup cell calls this, so the run policy lives in one place:
+    :func:`seed_everything` with ``seed``; :func:`cpu_threads` threads for torch;
+    :func:`get_device` (CUDA when available, ``VBTUTOR_DEVICE`` overrides); and
+    :func:`vbtutor.plotting.use_book_style` (readable fonts, sharp figures).
+
+    Arguments:
+        seed: a non-negative integer.
+
+    Returns:
+        The device the chapter computes on.
+
+    Example:
+        >>> setup(0).type in ("cpu", "cuda")
+        True
+        >>> torch.get_num_threads() == cpu_threads()
+        True
+    """
+    seed_everything(seed)
+    torch.set_num_threads(cpu_threads())
+    use_book_style()
+    return get_device()
 
 
 def get_device(prefer: str | None = None) -> torch.device:

@@ -11,6 +11,7 @@ from typing import Any
 import ipywidgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 __all__ = ["FrameSlider", "frame_slider"]
 
@@ -21,11 +22,31 @@ _ONINPUT = (
 )
 
 
-def _png(fig: Figure, dpi: int) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+def _pngs(figures: list[Figure], scale: int) -> tuple[list[bytes], tuple[int, int]]:
+    """Save figures as PNGs of one common size, at ``scale`` pixels per CSS pixel.
+
+    Each figure is cropped to the union of all their tight bounding boxes, so the frames
+    line up and the slider does not jitter while it moves. Returns the PNGs and their
+    size in CSS pixels (at the figures' dpi). The figures are closed.
+    """
+    boxes = [fig.get_tightbbox() for fig in figures]
+    box = Bbox.union(boxes).padded(0.05)
+    dpi = figures[0].dpi
+    frames = []
+    for fig in figures:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=scale * dpi, bbox_inches=box)
+        plt.close(fig)
+        frames.append(buffer.getvalue())
+    return frames, (round(box.width * dpi), round(box.height * dpi))
+
+
+#: Shown under the live slider in Jupyter: a stored widget is inactive until the kernel
+#: has run the cell, and a busy kernel (Run All) handles slider moves only when it is free.
+LIVE_NOTE = (
+    "<small>In Jupyter this slider works once the cells above it have run; while "
+    "later cells are still running (Run All), it waits for them to finish.</small>"
+)
 
 
 class FrameSlider:
@@ -36,15 +57,25 @@ class FrameSlider:
     precomputed frames. Build it with :func:`frame_slider`.
     """
 
-    def __init__(self, frames: list[bytes], values: list[Any], name: str, start: int):
+    def __init__(
+        self,
+        frames: list[bytes],
+        values: list[Any],
+        name: str,
+        start: int,
+        size: tuple[int, int],
+    ):
         self.frames, self.values, self.name, self.start = frames, values, name, start
+        self.size = size  # (width, height) in CSS pixels; the PNGs have more pixels
         self.widget = self._live_widget()
 
     def label(self, i: int) -> str:
         return f"{self.name} = {self.values[i]}"
 
     def _live_widget(self) -> ipywidgets.Widget:
-        image = ipywidgets.Image(value=self.frames[self.start], format="png")
+        image = ipywidgets.Image(
+            value=self.frames[self.start], format="png", width=self.size[0]
+        )
         slider = ipywidgets.SelectionSlider(
             options=[(str(v), i) for i, v in enumerate(self.values)],
             value=self.start,
@@ -56,18 +87,20 @@ class FrameSlider:
             image.value = self.frames[change["new"]]
 
         slider.observe(show, names="value")
-        return ipywidgets.VBox([slider, image])
+        return ipywidgets.VBox([slider, image, ipywidgets.HTML(LIVE_NOTE)])
 
     def html(self) -> str:
         """The kernel-free fallback: an HTML range input over the precomputed frames."""
         images = []
+        width, height = self.size
         for i, frame in enumerate(self.frames):
             data = base64.b64encode(frame).decode("ascii")
             shown = "block" if i == self.start else "none"
             label = html.escape(self.label(i), quote=True)
             images.append(
                 f'<img src="data:image/png;base64,{data}" data-label="{label}" '
-                f'alt="figure at {label}" style="display:{shown};max-width:100%">'
+                f'alt="figure at {label}" width="{width}" height="{height}" '
+                f'style="display:{shown};max-width:100%;height:auto">'
             )
         name = html.escape(self.name, quote=True)
         return (
@@ -94,7 +127,7 @@ def frame_slider(
     values: Sequence[Any],
     name: str,
     start: Any | None = None,
-    dpi: int = 80,
+    scale: int = 2,
 ) -> FrameSlider:
     """Render one figure per value and return a slider that works with or without a kernel.
 
@@ -103,7 +136,8 @@ def frame_slider(
         values: the slider positions, at least two.
         name: the parameter's name, shown next to the slider.
         start: the initially shown value (default: the first).
-        dpi: resolution of the stored frames.
+        scale: stored pixels per CSS pixel (2: sharp on high-density screens). The
+            frames are shown at the figures' natural size, ``figure.dpi`` pixels per inch.
 
     Returns:
         A :class:`FrameSlider`; leave it as a cell's last expression to display it.
@@ -128,12 +162,17 @@ def frame_slider(
         start_index = values.index(start)
     else:
         raise ValueError(f"start must be one of values, got {start!r}")
-    frames = []
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale!r}")
+    figures = []
     for v in values:
         fig = render(v)
         if not isinstance(fig, Figure):
+            for done in figures:
+                plt.close(done)
             raise ValueError(
                 f"render must return a matplotlib Figure, got {type(fig).__name__}"
             )
-        frames.append(_png(fig, dpi))
-    return FrameSlider(frames, values, name, start_index)
+        figures.append(fig)
+    frames, size = _pngs(figures, scale)
+    return FrameSlider(frames, values, name, start_index, size)
