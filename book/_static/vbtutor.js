@@ -22,21 +22,12 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 
-  /* 3. Figures wider than the column on a narrow screen: a tap shows the figure at its
-     natural size inside its own scrolling box; another tap fits it again. */
-  const zoomable = (img) =>
-    img.clientWidth > 0 &&
-    img.clientWidth + 1 < (Number(img.getAttribute("width")) || img.naturalWidth);
+  /* 3. Figures never shrink below 3/4 of their natural size. On a laptop they fit the
+     column at full size; on a phone a two-panel figure is then wider than the screen
+     and scrolls sideways inside its own box, with each panel readable. */
   document.querySelectorAll(".cell_output img, .vbtutor-slider img").forEach((img) => {
-    const mark = () => img.classList.toggle("vbtutor-zoomable", zoomable(img));
-    img.addEventListener("load", mark);
-    window.addEventListener("resize", mark);
-    mark();
-    img.addEventListener("click", () => {
-      const box = img.parentElement;
-      if (box.classList.contains("vbtutor-zoomed")) box.classList.remove("vbtutor-zoomed");
-      else if (zoomable(img)) box.classList.add("vbtutor-zoomed");
-    });
+    const natural = parseFloat(img.style.width) || Number(img.getAttribute("width"));
+    if (natural) img.style.minWidth = `${Math.round(0.75 * natural)}px`;
   });
 });
 

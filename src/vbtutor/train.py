@@ -77,8 +77,10 @@ def setup(seed: int = 0) -> torch.device:
 
     Every chapter's setup cell calls this, so the run policy lives in one place:
     :func:`seed_everything` with ``seed``; :func:`cpu_threads` threads for torch;
-    :func:`get_device` (CUDA when available, ``VBTUTOR_DEVICE`` overrides); and
-    :func:`vbtutor.plotting.use_book_style` (readable fonts, sharp figures).
+    :func:`get_device` (CUDA when available, ``VBTUTOR_DEVICE`` overrides);
+    :func:`vbtutor.plotting.use_book_style` (readable fonts, sharp figures); and NumPy
+    prints every entry of an array with the same number of decimals (``0.080``, not
+    ``0.08 `` beside ``0.167``; ``1.00`` beside ``-0.60``, not ``1.``).
 
     Arguments:
         seed: a non-negative integer.
@@ -95,6 +97,7 @@ def setup(seed: int = 0) -> torch.device:
     seed_everything(seed)
     torch.set_num_threads(cpu_threads())
     use_book_style()
+    np.set_printoptions(floatmode="maxprec_equal")
     return get_device()
 
 

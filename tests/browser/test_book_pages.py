@@ -128,6 +128,7 @@ def test_sliders_change_the_figure(browser, base_url, path):
         slider.scroll_into_view_if_needed()
         visible = slider.locator("img:visible")
         before = visible.get_attribute("src")
+        box_before = slider.bounding_box()
         label_before = slider.locator("output").inner_text()
         handle = slider.locator('input[type="range"]')
         at_end = handle.input_value() == handle.get_attribute("max")
@@ -138,5 +139,10 @@ def test_sliders_change_the_figure(browser, base_url, path):
         assert after != before, "moving the slider did not change the figure"
         assert slider.locator("output").inner_text() != label_before
         assert visible.evaluate("i => i.complete && i.naturalWidth > 0")
+        box_after = slider.bounding_box()  # frames share one size: no jitter
+        assert (box_after["width"], box_after["height"]) == (
+            box_before["width"],
+            box_before["height"],
+        )
     page.close()
     assert problems == []

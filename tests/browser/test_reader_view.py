@@ -71,6 +71,57 @@ def test_phone_page_does_not_pan_sideways(browser, base_url, path):
     assert problems == []
 
 
+SCROLLING_LINES = """() => [...document.querySelectorAll('.cell_input pre, .cell_output pre')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => e.textContent.split('\\n').reduce((a, b) => a.length > b.length ? a : b))"""
+
+
+@pytest.mark.parametrize("path", CHAPTER_PAGES)
+def test_code_and_output_lines_fit_at_desktop_width(browser, base_url, path):
+    page, problems = open_page(browser, base_url, path)
+    hidden = page.evaluate(SCROLLING_LINES)
+    page.close()
+    assert hidden == [], f"lines that scroll sideways at 1280 px: {hidden}"
+    assert problems == []
+
+
+# Figures are stored at twice their CSS size (the ``width`` in the image's style or
+# attribute) for sharp text on high-density screens; at 1280 px none may be shrunk below
+# 90 % of that size, and on any screen the aspect ratio is kept.
+FIGURES = """() => [...document.querySelectorAll('.cell_output img')]
+  .filter(i => i.offsetParent !== null)
+  .map(i => ({
+    src: i.src.slice(-40),
+    css: parseFloat(i.style.width) || Number(i.getAttribute('width')) || i.naturalWidth,
+    natural: i.naturalWidth, shown: i.clientWidth,
+    aspect: (i.clientWidth / i.clientHeight) / (i.naturalWidth / i.naturalHeight),
+  }))"""
+
+
+@pytest.mark.parametrize("path", CHAPTER_PAGES)
+def test_figures_are_sharp_and_shown_at_natural_size(browser, base_url, path):
+    page, problems = open_page(browser, base_url, path)
+    figures = page.evaluate(FIGURES)
+    assert figures, "a chapter without a figure"
+    for f in figures:
+        assert f["natural"] >= 1.9 * f["css"], f"not stored for high density: {f}"
+        assert f["shown"] >= 0.9 * f["css"], f"figure shrunk to fit: {f}"
+        assert abs(f["aspect"] - 1) < 0.02, f"figure distorted: {f}"
+    page.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("path", CHAPTER_PAGES)
+def test_figures_stay_readable_on_a_phone(browser, base_url, path):
+    """At least 3/4 of the natural size, undistorted, scrolling inside their own box."""
+    page, problems = open_page(browser, base_url, path, size=PHONE)
+    for f in page.evaluate(FIGURES):
+        assert f["shown"] >= 0.74 * f["css"], f"figure too small on a phone: {f}"
+        assert abs(f["aspect"] - 1) < 0.02, f"figure distorted: {f}"
+    page.close()
+    assert problems == []
+
+
 def test_search_results_show_no_raw_tex(browser, base_url):
     page, problems = open_page(browser, base_url, "search.html?q=posterior")
     page.wait_for_selector("#search-results li p.context", timeout=20_000)
@@ -79,6 +130,17 @@ def test_search_results_show_no_raw_tex(browser, base_url):
     assert len(snippets) >= 5
     raw = [s for s in snippets if "\\" in s or "$" in s]
     assert raw == [], f"snippets with TeX source: {raw[:3]}"
+    assert problems == []
+
+
+def test_bibliography_links_every_arxiv_id(browser, base_url):
+    page, problems = open_page(browser, base_url, "book/bibliography.html")
+    links = page.locator("a[href^='https://arxiv.org/abs/']")
+    texts = links.all_inner_texts()
+    body = page.locator("[role=main]").inner_text()
+    page.close()
+    assert len(texts) >= 20 and all(t.startswith("arXiv:") for t in texts)
+    assert body.count("arXiv:") == len(texts), "an arXiv id that is not a link"
     assert problems == []
 
 
