@@ -76,7 +76,9 @@ def test_setup_uses_one_thread_by_default(monkeypatch, keep_threads):
 def test_setup_prints_arrays_with_equal_decimals(keep_threads):
     with np.printoptions():
         setup(0)
-        assert str(np.array([1.0, -0.6, 0.08, 0.167])) == "[ 1.000 -0.600  0.080  0.167]"
+        assert (
+            str(np.array([1.0, -0.6, 0.08, 0.167])) == "[ 1.000 -0.600  0.080  0.167]"
+        )
 
 
 def test_setup_reads_the_thread_count_from_the_environment(monkeypatch, keep_threads):
