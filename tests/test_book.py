@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import sys
 
 import pytest
@@ -13,6 +14,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from runtimes import table_lines, toc_order  # noqa: E402
+
+from vbtutor.plotting import MIN_FONT_PT, TEXT_WIDTH  # noqa: E402
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -89,3 +92,48 @@ def test_runtime_table_rows_follow_the_book_and_flag_overruns():
     assert header.startswith("| Chapter") and rule.startswith("|:--")
     assert first == "| {doc}`fast` | 5.0 | yes | x86_64, 2 cores | d |"
     assert second == "| {doc}`slow` | 75.0 | **no** | x86_64, 2 cores | d |"
+
+
+# Font sizes set in code: fontsize=8, labelsize="small", ... Named sizes are relative to
+# the book's 10 pt base font.
+FONT_SETTING = re.compile(r"\b(?:fontsize|labelsize|titlesize)\s*=\s*([^,)\s]+)")
+NAMED_SIZES = {"xx-small": 5.8, "x-small": 6.9, "small": 8.3, "medium": 10.0}
+FIGURE_WIDTH = re.compile(r"figsize=\(\s*([\d.]+)")
+
+
+def figure_code() -> dict[str, str]:
+    """The code of every notebook and of the package, by name."""
+    code = {
+        nb.stem: "\n".join(source(c) for c in cells(nb) if c["cell_type"] == "code")
+        for nb in NOTEBOOKS
+    }
+    for module in (ROOT / "src" / "vbtutor").glob("*.py"):
+        code[f"vbtutor.{module.stem}"] = module.read_text()
+    return code
+
+
+def font_points(value: str) -> float:
+    value = value.strip("\"'")
+    return NAMED_SIZES.get(value) or float(value)
+
+
+@pytest.mark.parametrize("name, code", figure_code().items())
+def test_no_figure_font_is_set_below_a_readable_size(name, code):
+    small = [m.group(0) for m in FONT_SETTING.finditer(code)]
+    small = [
+        setting for setting in small if font_points(setting.split("=")[1]) < MIN_FONT_PT
+    ]
+    assert small == [], f"{name} sets fonts below {MIN_FONT_PT} pt: {small}"
+
+
+@pytest.mark.parametrize("name, code", figure_code().items())
+def test_no_figure_is_wider_than_the_text_column(name, code):
+    wide = [float(w) for w in FIGURE_WIDTH.findall(code) if float(w) > TEXT_WIDTH]
+    assert wide == [], f"{name} makes figures wider than {TEXT_WIDTH} in: {wide}"
+
+
+def test_the_font_checks_catch_small_and_wide_settings():
+    code = 'ax.legend(fontsize=8); ax.set_title("t", fontsize="small")'
+    found = [m.group(1) for m in FONT_SETTING.finditer(code)]
+    assert [font_points(v) < MIN_FONT_PT for v in found] == [True, True]
+    assert FIGURE_WIDTH.findall("plt.subplots(1, 3, figsize=(11, 3))") == ["11"]
