@@ -14,7 +14,7 @@ NB_ENV := VBTUTOR_DEVICE=cpu VBTUTOR_PROGRESS=off
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 
-.PHONY: book test lint unit nbval build-strict browser notebooks lab clean
+.PHONY: book test lint unit nbval build-strict browser notebooks bench-widgets lab clean
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -71,6 +71,12 @@ browser: $(STAMP)
 
 notebooks: $(STAMP)
 	$(NB_ENV) $(BIN)/python tools/execute_notebooks.py \
+		$(if $(NB),$(foreach n,$(NB),book/$(n).ipynb),$(NOTEBOOKS))
+
+# Time each chapter's explorer updates after running the chapter (book/explorers.json):
+# a benchmark for authors, not part of make test.
+bench-widgets: $(STAMP)
+	$(NB_ENV) $(BIN)/python tools/bench_explorers.py \
 		$(if $(NB),$(foreach n,$(NB),book/$(n).ipynb),$(NOTEBOOKS))
 
 # Open the chapters in JupyterLab to run them and move their sliders.

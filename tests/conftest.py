@@ -21,6 +21,16 @@ from vbtutor.models import LinearGaussian  # noqa: E402
 N_SE = 4.0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One torch thread, the chapters' run policy (vbtutor.setup): small ops stay fast,
+    and results do not depend on the machine's core count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seeded_and_tidy():
     """Seed torch's global stream (the estimators draw from it) and close stray figures."""
@@ -91,3 +101,20 @@ def poor_proposal(
     post = model.posterior(x)
     std = post.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt()
     return diag_gaussian((post.mean + shift).detach(), (widen * std).detach())
+
+
+def assert_live(explorer, **values):
+    """Move the controls to ``values`` and check that the figure was recomputed for them.
+
+    Every slider must be moved off its HTML frames (a choice has only frames); ``seed``,
+    a new draw, is never a frame. The figure shown must be a fresh render for exactly
+    these values, and differ from the one shown before.
+    """
+    before = explorer.image.value
+    for param in explorer.params:
+        if param.kind != "choice":
+            assert values[param.name] not in param.frames, f"{param.name} is a frame"
+    moved = any(p.kind != "choice" for p in explorer.params) or values.get("seed", 0)
+    assert moved, "nothing moved off the frames: give a slider value or a seed"
+    explorer.set(**values)
+    assert explorer.image.value == explorer.fresh_png(**values) != before

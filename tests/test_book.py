@@ -13,7 +13,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from runtimes import table_lines, toc_order  # noqa: E402
+from runtimes import explorer_lines, table_lines, toc_order  # noqa: E402
 
 from vbtutor.plotting import MIN_FONT_PT, TEXT_WIDTH  # noqa: E402
 
@@ -72,6 +72,22 @@ def test_runtimes_cover_every_chapter_within_budget():
     assert {nb.stem for nb in NOTEBOOKS} <= set(runtimes)
     for slug, run in runtimes.items():
         assert 0 < run["seconds"] <= 60, f"{slug} takes {run['seconds']} s"
+
+
+def test_explorer_table_lists_explorers_in_book_order_and_flags_slow_ones():
+    fast = {"title": "a", "median": 0.1, "slowest": 0.5, "frames": 6, "html_bytes": 3e5}
+    slow = {"title": "b", "median": 0.4, "slowest": 2.5, "frames": 9, "html_bytes": 4e5}
+    results = {"two": {"explorers": [slow]}, "one": {"explorers": [fast]}}
+    header, rule, first, second = explorer_lines(results, ["book/one", "book/two"])
+    assert header.startswith("| Chapter | Explorer") and rule.startswith("|:--")
+    assert first == "| {doc}`one` | a | 0.10 | 0.50 | 6 | 300 |"
+    assert second == "| {doc}`two` | b | **0.40** | **2.50** | 9 | 400 |"
+
+
+def test_every_chapter_has_measured_explorers():
+    results = json.loads((ROOT / "book" / "explorers.json").read_text())
+    assert {nb.stem for nb in NOTEBOOKS} <= set(results)
+    assert all(results[nb.stem]["explorers"] for nb in NOTEBOOKS)
 
 
 def test_toc_order_is_depth_first():

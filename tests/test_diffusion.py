@@ -268,6 +268,27 @@ def test_euler_flow_with_exact_velocity_maps_noise_to_gaussian_data():
     assert_within_se(v, sd**2, v_se)
 
 
+def test_heun_flow_converges_at_second_order_and_euler_at_first():
+    """dx/dt = t x from x(0) = 1 has x(1) = e^(1/2): halving the step divides Heun's
+    error by 4 and Euler's by 2."""
+
+    def velocity(x, t):
+        return t.unsqueeze(-1) * x
+
+    x0 = torch.ones(1, 1, dtype=F64)
+    exact = math.exp(0.5)
+    steps = (16, 32, 64, 128)
+    heun = [abs(dd.heun_flow(velocity, x0, n).item() - exact) for n in steps]
+    euler = [abs(dd.euler_flow(velocity, x0, n).item() - exact) for n in steps]
+    heun_rates = [a / b for a, b in zip(heun[:-1], heun[1:], strict=True)]
+    euler_rates = [a / b for a, b in zip(euler[:-1], euler[1:], strict=True)]
+    assert heun_rates == pytest.approx([4.0] * 3, rel=0.1), heun_rates
+    assert euler_rates == pytest.approx([2.0] * 3, rel=0.1), euler_rates
+    assert heun[-1] < 1e-4 < euler[-1]
+    back = dd.heun_flow(velocity, torch.full((1, 1), exact, dtype=F64), 64, 1.0, 0.0)
+    assert back.item() == pytest.approx(1.0, abs=1e-4)  # a decreasing time grid
+
+
 def test_cfm_loss_of_zero_net_is_expected_squared_target():
     x1 = torch.full((50, 2), 1.0)
     losses = torch.stack(
@@ -280,5 +301,9 @@ def test_cfm_loss_of_zero_net_is_expected_squared_target():
 def test_flow_bad_input_is_named():
     with raises_naming("n_steps"):
         dd.euler_flow(lambda x, t: x, torch.zeros(2, 1), 0)
+    with raises_naming("n_steps"):
+        dd.heun_flow(lambda x, t: x, torch.zeros(2, 1), 1.5)
+    with raises_naming("x"):
+        dd.heun_flow(lambda x, t: x, torch.zeros(2), 3)
     with raises_naming("x1"):
         dd.cfm_loss(lambda x, t: x, torch.zeros(3))

@@ -440,3 +440,47 @@ def test_compare_estimate_reports_the_distance_in_standard_errors():
         vd.compare_estimate(Estimate(torch.zeros(2), torch.ones(2)), 0.0)
     with raises_naming("digits"):
         vd.compare_estimate(e, 1.0, digits=0)
+
+
+# --- the second moment of the importance weight ---------------------------------------
+
+
+def _mvn(mean, cov):
+    return D.MultivariateNormal(
+        torch.tensor(mean, dtype=torch.float64), torch.tensor(cov, dtype=torch.float64)
+    )
+
+
+def test_weight_second_moment_matches_monte_carlo():
+    """A proposal wide enough that (p/q)^2 has finite variance, so the SE is valid."""
+    p = _mvn([0.3, -0.2], [[0.5, 0.1], [0.1, 0.4]])
+    q = _mvn([0.5, 0.0], [[1.2, -0.1], [-0.1, 0.9]])
+    z = q.sample((400_000,))
+    ratio2 = torch.exp(2 * (p.log_prob(z) - q.log_prob(z)))
+    se = ratio2.std() / math.sqrt(len(ratio2))
+    assert_within_se(ratio2.mean(), vd.weight_second_moment(p, q), se)
+
+
+def test_weight_second_moment_is_one_for_equal_and_infinite_for_narrow_proposals():
+    p = _mvn([1.0, 2.0], [[1.0, 0.3], [0.3, 0.5]])
+    assert vd.weight_second_moment(p, p) == pytest.approx(1.0, abs=1e-12)
+    # 1-D: finite exactly while the proposal sd exceeds the target sd / sqrt(2)
+    target = _mvn([0.0], [[1.0]])
+    assert math.isfinite(vd.weight_second_moment(target, _mvn([0.0], [[0.51]])))
+    assert vd.weight_second_moment(target, _mvn([0.0], [[0.49]])) == math.inf
+
+
+def test_weight_second_moment_matches_the_one_dimensional_formula():
+    """For N(0, 1) against N(m, s^2): s^2 / sqrt(2 s^2 - 1) * exp(m^2 / (2 s^2 - 1))."""
+    m, s = 0.7, 1.3
+    exact = s**2 / math.sqrt(2 * s**2 - 1) * math.exp(m**2 / (2 * s**2 - 1))
+    value = vd.weight_second_moment(_mvn([0.0], [[1.0]]), _mvn([m], [[s**2]]))
+    assert value == pytest.approx(exact, rel=1e-12)
+
+
+def test_weight_second_moment_rejects_bad_input():
+    p = _mvn([0.0], [[1.0]])
+    with raises_naming("target"):
+        vd.weight_second_moment(D.Normal(0.0, 1.0), p)
+    with raises_naming("proposal"):
+        vd.weight_second_moment(p, _mvn([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]]))

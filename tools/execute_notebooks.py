@@ -1,7 +1,8 @@
 """Execute chapter notebooks in place, top to bottom in one fresh kernel, and time them.
 
-Usage: python tools/execute_notebooks.py book/a.ipynb [book/b.ipynb ...]
-Writes the measured seconds to book/runtimes.json (CPU, default quick settings).
+Usage: python tools/execute_notebooks.py [--no-record] book/a.ipynb [book/b.ipynb ...]
+Writes the measured seconds to book/runtimes.json (CPU, default quick settings), unless
+--no-record is given (for trial runs, or several runs at once).
 """
 
 import datetime
@@ -35,6 +36,8 @@ def execute(path: pathlib.Path) -> float:
 
 
 def main(paths: list[str]) -> int:
+    record = "--no-record" not in paths
+    paths = [p for p in paths if p != "--no-record"]
     runtimes = json.loads(RUNTIMES.read_text()) if RUNTIMES.exists() else {}
     for name in paths:
         path = pathlib.Path(name)
@@ -46,7 +49,8 @@ def main(paths: list[str]) -> int:
             "date": datetime.date.today().isoformat(),
         }
         print(f"{path}: {seconds:.1f} s")
-    RUNTIMES.write_text(json.dumps(dict(sorted(runtimes.items())), indent=2) + "\n")
+    if record:
+        RUNTIMES.write_text(json.dumps(dict(sorted(runtimes.items())), indent=2) + "\n")
     return 0
 
 

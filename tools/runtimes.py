@@ -1,8 +1,10 @@
-"""Sphinx extension: the ``runtime-table`` directive, a table of measured notebook run times.
+"""Sphinx extension: tables of measured notebook run times and explorer update times.
 
 ``make notebooks`` (tools/execute_notebooks.py) records each notebook's wall-clock time in
-``book/runtimes.json``; this directive turns that file into a table at build time, in the
-order of ``_toc.yml``, so the page can never disagree with the measurements.
+``book/runtimes.json``, and ``make bench-widgets`` (tools/bench_explorers.py) records how
+fast each chapter's explorer updates in ``book/explorers.json``. The ``runtime-table`` and
+``explorer-table`` directives turn those files into tables at build time, in the order of
+``_toc.yml``, so the page can never disagree with the measurements.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from sphinx.util.docutils import SphinxDirective
 
 BUDGET_SECONDS = 60
 RUNTIMES = "book/runtimes.json"
+EXPLORERS = "book/explorers.json"
+#: The targets for an explorer update: median and slowest, seconds.
+MEDIAN_TARGET, SLOWEST_TARGET = 0.3, 2.0
 
 
 def toc_order(toc: dict) -> list[str]:
@@ -51,24 +56,62 @@ def table_lines(runtimes: dict, order: list[str]) -> list[str]:
     return lines
 
 
-class RuntimeTable(SphinxDirective):
-    """Render book/runtimes.json as a table."""
+def explorer_lines(results: dict, order: list[str]) -> list[str]:
+    """A MyST pipe table, one row per explorer of a chapter in the book, in book order."""
+    lines = [
+        "| Chapter | Explorer | Median s | Slowest s | Frames | HTML kB |",
+        "|:--|:--|--:|--:|--:|--:|",
+    ]
+    slugs = [f.split("/")[-1] for f in order]
+    for slug in sorted(set(results) & set(slugs), key=slugs.index):
+        for row in results[slug]["explorers"]:
+            median = f"{row['median']:.2f}"
+            slowest = f"{row['slowest']:.2f}"
+            if row["median"] > MEDIAN_TARGET:
+                median = f"**{median}**"
+            if row["slowest"] > SLOWEST_TARGET:
+                slowest = f"**{slowest}**"
+            lines.append(
+                f"| {{doc}}`{slug}` | {row['title']} | {median} | {slowest} | "
+                f"{row['frames']} | {row['html_bytes'] / 1e3:.0f} |"
+            )
+    return lines
+
+
+class _JsonTable(SphinxDirective):
+    """Render a JSON file of measurements (``path``) as a table (``make_lines``)."""
+
+    path: str
+    make_lines: staticmethod
 
     def run(self) -> list[nodes.Node]:
         root = pathlib.Path(self.env.srcdir)
-        path = root / RUNTIMES
+        path = root / self.path
         self.env.note_dependency(str(path))
-        runtimes = json.loads(path.read_text())
+        data = json.loads(path.read_text())
         order = toc_order(yaml.safe_load((root / "_toc.yml").read_text()))
         container = nodes.container()
         self.state.nested_parse(
-            StringList(table_lines(runtimes, order), source=str(path)),
+            StringList(self.make_lines(data, order), source=str(path)),
             self.content_offset,
             container,
         )
         return container.children
 
 
+class RuntimeTable(_JsonTable):
+    """Render book/runtimes.json as a table."""
+
+    path, make_lines = RUNTIMES, staticmethod(table_lines)
+
+
+class ExplorerTable(_JsonTable):
+    """Render book/explorers.json as a table."""
+
+    path, make_lines = EXPLORERS, staticmethod(explorer_lines)
+
+
 def setup(app):
     app.add_directive("runtime-table", RuntimeTable)
+    app.add_directive("explorer-table", ExplorerTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -25,7 +25,7 @@ document.addEventListener("DOMContentLoaded", () => {
   /* 3. Figures never shrink below 3/4 of their natural size. On a laptop they fit the
      column at full size; on a phone a two-panel figure is then wider than the screen
      and scrolls sideways inside its own box, with each panel readable. */
-  document.querySelectorAll(".cell_output img, .vbtutor-slider img").forEach((img) => {
+  document.querySelectorAll(".cell_output img, .vbtutor-explorer img").forEach((img) => {
     const natural = parseFloat(img.style.width) || Number(img.getAttribute("width"));
     if (natural) img.style.minWidth = `${Math.round(0.75 * natural)}px`;
   });

@@ -112,7 +112,8 @@ def elbo_gap_figure(
         raise ValueError(f"depth must be positive, got {depth!r}")
     kl = D.kl_divergence(q, posterior).item()
     fig = Figure(figsize=(TEXT_WIDTH, 3.2))
-    left, right = fig.subplots(1, 2, width_ratios=[1.5, 1])
+    margins = {"left": 0.1, "right": 0.98, "top": 0.9, "bottom": 0.16, "wspace": 0.35}
+    left, right = fig.subplots(1, 2, width_ratios=[1.5, 1], gridspec_kw=margins)
     scale = 3 * posterior.covariance_matrix.diagonal().sqrt().max()
     axis = torch.linspace(-1, 1, 120, dtype=posterior.mean.dtype) * scale
     grid = posterior.mean + torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)
@@ -142,7 +143,6 @@ def elbo_gap_figure(
     right.set(xticks=[], xlim=(-0.5, 2.0), ylim=(floor, log_px + 1.0))
     right.set(ylabel="nats", title=f"KL = {kl:.3f} nats")
     right.legend(loc="center right")
-    fig.tight_layout()
     return fig
 
 

@@ -4,7 +4,7 @@ On each page: every network request stays on the book's own server (the HTML wor
 offline), all math is typeset by MathJax without error nodes and every display equation
 fits the text column at a 1280 px window, every image has loaded,
 every internal link points at a page and anchor that exist, and there is no JavaScript
-error. On each page with a precomputed-frame slider, moving the slider shows another
+error. On each page with an explorer, moving each of its sliders shows another
 frame.
 """
 
@@ -18,7 +18,9 @@ import pytest
 from conftest import (
     BUILD,
     CHAPTERS,
+    DESKTOP,
     PAGES,
+    PHONE,
     REDIRECT,
     REDIRECTS,
     SLIDER_PAGES,
@@ -110,39 +112,43 @@ def test_page_renders_offline(browser, base_url, page_ids, path):
     assert problems == []
 
 
-def test_every_chapter_and_slider_is_checked():
-    """The page lists found every chapter, and every chapter that makes a slider."""
+def test_every_chapter_has_an_explorer():
+    """The page lists found every chapter, and every chapter page holds an explorer."""
     assert CHAPTERS and CHAPTERS <= {pathlib.Path(p).stem for p in PAGES}
-    notebooks = (BUILD.parents[1] / "book").glob("*.ipynb")
-    with_sliders = {nb.stem for nb in notebooks if "frame_slider(" in nb.read_text()}
-    assert with_sliders == {pathlib.Path(p).stem for p in SLIDER_PAGES}
+    assert CHAPTERS == {pathlib.Path(p).stem for p in SLIDER_PAGES}
 
 
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 @pytest.mark.parametrize("path", SLIDER_PAGES)
-def test_sliders_change_the_figure(browser, base_url, path):
-    page, problems = open_page(browser, base_url, path)
-    sliders = page.locator(".vbtutor-slider")
-    assert sliders.count() >= 1
-    for i in range(sliders.count()):
-        slider = sliders.nth(i)
-        slider.scroll_into_view_if_needed()
-        visible = slider.locator("img:visible")
-        before = visible.get_attribute("src")
-        box_before = slider.bounding_box()
-        label_before = slider.locator("output").inner_text()
-        handle = slider.locator('input[type="range"]')
-        at_end = handle.input_value() == handle.get_attribute("max")
-        handle.focus()
-        page.keyboard.press("Home" if at_end else "End")  # as a reader would
-        assert visible.count() == 1
-        after = visible.get_attribute("src")
-        assert after != before, "moving the slider did not change the figure"
-        assert slider.locator("output").inner_text() != label_before
-        assert visible.evaluate("i => i.complete && i.naturalWidth > 0")
-        box_after = slider.bounding_box()  # frames share one size: no jitter
-        assert (box_after["width"], box_after["height"]) == (
-            box_before["width"],
-            box_before["height"],
-        )
+def test_explorer_sliders_change_the_figure(browser, base_url, path, size):
+    """Each slider of each explorer, moved as a reader would, shows another frame."""
+    page, problems = open_page(browser, base_url, path, size=size)
+    explorers = page.locator(".vbtutor-explorer")
+    assert explorers.count() >= 1
+    for i in range(explorers.count()):
+        explorer = explorers.nth(i)
+        sliders = explorer.locator('input[type="range"]')
+        assert sliders.count() >= 1
+        for j in range(sliders.count()):
+            explorer.scroll_into_view_if_needed()
+            visible = explorer.locator("img:visible")
+            assert visible.count() == 1
+            before = visible.get_attribute("src")
+            box_before = explorer.bounding_box()
+            handle = sliders.nth(j)
+            label = explorer.locator("output").nth(j)
+            label_before = label.inner_text()
+            at_end = handle.input_value() == handle.get_attribute("max")
+            handle.focus()
+            page.keyboard.press("Home" if at_end else "End")  # as a reader would
+            assert visible.count() == 1
+            assert visible.get_attribute("src") != before, "the figure did not change"
+            assert label.inner_text() != label_before
+            assert visible.evaluate("i => i.complete && i.naturalWidth > 0")
+            box_after = explorer.bounding_box()  # frames share one size: no jitter
+            assert (box_after["width"], box_after["height"]) == (
+                box_before["width"],
+                box_before["height"],
+            )
     page.close()
     assert problems == []
