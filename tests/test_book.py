@@ -153,3 +153,114 @@ def test_the_font_checks_catch_small_and_wide_settings():
     found = [m.group(1) for m in FONT_SETTING.finditer(code)]
     assert [font_points(v) < MIN_FONT_PT for v in found] == [True, True]
     assert FIGURE_WIDTH.findall("plt.subplots(1, 3, figsize=(11, 3))") == ["11"]
+
+
+# --- numbers in prose come from the code ------------------------------------------------
+
+#: A decimal number, not part of a word, a version or a longer number.
+DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d+(?![\w.])")
+
+
+def prose_decimals(markdown: str) -> list[str]:
+    """Decimal numbers in markdown, outside code spans and roles (``{glue:text}`x```)."""
+    text = re.sub(r"`[^`]*`", "", markdown)
+    text = re.sub(r"^:(label|name|class):.*$", "", text, flags=re.M)
+    return DECIMAL.findall(text)
+
+
+def typed_numbers(nb: dict) -> list[str]:
+    """Decimals in a notebook's prose that no code cell writes and no one vouched for.
+
+    A number a chapter computes must reach its prose through ``vbtutor.glue`` and the
+    ``{glue:text}`` role. A decimal may be typed only if it is a setting that the code
+    also contains (a step size, a standard deviation), or if the notebook's metadata
+    lists it with its source under ``vbtutor.typed_numbers`` (a value from a paper).
+    """
+    code = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "code")
+    vouched = nb["metadata"].get("vbtutor", {}).get("typed_numbers", {})
+    prose = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return [
+        number
+        for number in prose_decimals(prose)
+        if number.lstrip("-") not in code and number not in vouched
+    ]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_numbers_in_prose_are_glued_or_vouched_for(notebook):
+    typed = typed_numbers(json.loads(notebook.read_text()))
+    assert typed == [], f"{notebook.stem}: decimals typed into the prose: {typed}"
+
+
+def test_typed_number_check_catches_a_hand_typed_result():
+    nb = {
+        "metadata": {"vbtutor": {"typed_numbers": {"-86.76": "Burda et al., Table 1"}}},
+        "cells": [
+            {"cell_type": "code", "source": ["sigma = 0.25\nprint(gap)"]},
+            {
+                "cell_type": "markdown",
+                "source": [
+                    "With $\\sigma = 0.25$ the gap is 0.27 nats ({glue:text}`gap` "
+                    "measured), against -86.76 in the paper; see `x = 1.5`."
+                ],
+            },
+        ],
+    }
+    assert typed_numbers(nb) == ["0.27"]
+
+
+# --- printed numbers that depend on the CPU ---------------------------------------------
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_exempt_from_output_comparison_assert_their_claims(notebook):
+    """A cell whose printed digits may differ on another CPU (nbval-ignore-output) must
+    check what the prose claims about those numbers with an assert, on any machine."""
+    for cell in cells(notebook):
+        if "nbval-ignore-output" in cell["metadata"].get("tags", []):
+            assert "assert " in source(cell), source(cell)[:200]
+
+
+# --- the errata page ----------------------------------------------------------------------
+
+ERRATUM_BOX = re.compile(
+    r":::\{admonition\} Erratum \((\w+)\)[^\n]*\n:class:[^\n]*\n:name: (erratum-eq\d+)"
+)
+SEVERITIES = {"error", "typo", "notation", "outdated"}
+
+
+def erratum_boxes() -> dict[str, str]:
+    """Every erratum box in the chapters: its name and the severity in its title."""
+    return {
+        m.group(2): m.group(1)
+        for path in NOTEBOOKS
+        for cell in cells(path)
+        if cell["cell_type"] == "markdown"
+        for m in ERRATUM_BOX.finditer(source(cell))
+    }
+
+
+def errata_entries(page: str) -> list[tuple[str, str, list[str]]]:
+    """(heading, severity, linked labels) for each entry of the errata page."""
+    entries = []
+    for block in re.split(r"(?m)^## ", page)[1:]:
+        heading = block.splitlines()[0]
+        severity = re.search(r"\*\*Severity:\*\* (\w+)", block)
+        labels = re.findall(r"\{ref\}`[^`]*<([\w-]+)>`", block)
+        entries.append((heading, severity.group(1) if severity else "", labels))
+    return entries
+
+
+def test_every_erratum_box_is_on_the_errata_page_with_its_severity():
+    boxes = erratum_boxes()
+    assert len(boxes) >= 30 and set(boxes.values()) <= SEVERITIES, boxes
+    entries = errata_entries((ROOT / "book" / "errata.md").read_text())
+    severity_of = {
+        label: severity for _, severity, labels in entries for label in labels
+    }
+    missing = sorted(set(boxes) - set(severity_of))
+    assert missing == [], f"erratum boxes missing from the errata page: {missing}"
+    differ = {n: (s, severity_of[n]) for n, s in boxes.items() if severity_of[n] != s}
+    assert differ == {}, f"box and errata page disagree on the severity: {differ}"
+    unrated = [h for h, severity, _ in entries if severity not in SEVERITIES]
+    assert unrated == [], f"errata entries without a severity: {unrated}"

@@ -307,3 +307,70 @@ def test_flow_bad_input_is_named():
         dd.heun_flow(lambda x, t: x, torch.zeros(2), 3)
     with raises_naming("x1"):
         dd.cfm_loss(lambda x, t: x, torch.zeros(3))
+
+
+def test_train_ring_net_is_one_network_per_seed_whatever_the_default_dtype():
+    default = torch.get_default_dtype()
+    kwargs = dict(steps=20, n_train=128, batch_size=16)
+    try:
+        torch.set_default_dtype(torch.float64)
+        a, losses = dd.train_ring_net(dd.dsm_loss, 3, **kwargs)
+        assert torch.get_default_dtype() == torch.float64  # restored
+        torch.set_default_dtype(torch.float32)
+        b, _ = dd.train_ring_net(dd.dsm_loss, 3, **kwargs)
+        c, _ = dd.train_ring_net(dd.dsm_loss, 4, **kwargs)
+    finally:
+        torch.set_default_dtype(default)
+    assert len(losses) == 20 and all(math.isfinite(v) for v in losses)
+    same = [
+        torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True)
+    ]
+    other = [
+        torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True)
+    ]
+    assert all(same) and not any(other)
+    p = next(a.parameters())
+    assert p.dtype == F64 and p.device.type == "cpu" and not a.training
+    assert a(torch.zeros(5, 2, dtype=F64), torch.full((5,), 0.5, dtype=F64)).shape == (
+        5,
+        2,
+    )
+
+
+def test_train_ring_net_learns_the_cfm_velocity_at_time_zero():
+    # At t = 0 the best velocity is E[x1] - x = -x (the ring's mean is the origin).
+    net, losses = dd.train_ring_net(dd.cfm_loss, 0, steps=1500, n_train=4000)
+    assert np.mean(losses[-100:]) < np.mean(losses[:100])
+    x = torch.randn(2000, 2, dtype=F64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        v = net(x, torch.zeros(2000, dtype=F64))
+    rel = (v + x).pow(2).sum(-1).mean() / x.pow(2).sum(-1).mean()
+    assert rel < 0.1
+
+
+def test_train_ring_net_bad_input_is_named():
+    with raises_naming("steps"):
+        dd.train_ring_net(dd.cfm_loss, 0, 0)
+    with raises_naming("batch_size"):
+        dd.train_ring_net(dd.cfm_loss, 0, 5, batch_size=0)
+    with raises_naming("seed"):
+        dd.train_ring_net(dd.cfm_loss, -1, 5)
+
+
+def test_energy_distance_noise_is_the_sd_over_pairs_and_leaves_the_rng_alone():
+    data = dd.ring_mixture(dtype=F64)
+    torch.manual_seed(5)
+    before = torch.rand(3)
+    torch.manual_seed(5)
+    sd = dd.energy_distance_noise(data, 100, pairs=6, seed=2)
+    assert torch.equal(torch.rand(3), before)  # the global stream is untouched
+    torch.manual_seed(2)
+    values = [
+        dd.energy_distance(data.sample((100,)), data.sample((100,))) for _ in range(6)
+    ]
+    assert sd == pytest.approx(float(np.std(values, ddof=1)), rel=1e-12)
+    assert dd.energy_distance_noise(data, 100, pairs=6, seed=2) == sd
+    with raises_naming("n"):
+        dd.energy_distance_noise(data, 1)
+    with raises_naming("pairs"):
+        dd.energy_distance_noise(data, 10, pairs=1)

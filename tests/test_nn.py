@@ -1,4 +1,5 @@
-"""Tests for vbtutor.nn: MLP shapes and structure, the reparameterised Gaussian encoder."""
+"""Tests for vbtutor.nn: MLP shapes and structure, the reparameterised Gaussian encoder, and
+several seeds' networks stacked and trained side by side."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from conftest import raises_naming, to_numpy
 from scipy import stats
 from torch import nn
 
-from vbtutor.nn import MLP, GaussianEncoder
+from vbtutor.models import BernoulliVAE
+from vbtutor.nn import (
+    MLP,
+    GaussianEncoder,
+    StackedLinear,
+    stack_networks,
+    unstack_networks,
+)
 
 
 @pytest.mark.parametrize(
@@ -134,3 +142,89 @@ def test_encoder_rejects_bad_z_dim(z_dim):
 def test_encoder_rejects_x_of_the_wrong_width(encoder):
     with raises_naming("x"):
         encoder(torch.zeros(4, 2, dtype=torch.float64))
+
+
+# --- several seeds at once ----------------------------------------------------------------
+
+
+def seeded(make, seeds):
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(make().double())
+    return models
+
+
+def test_stacked_network_runs_each_model_on_its_own_slice():
+    vaes = seeded(lambda: BernoulliVAE(x_dim=6, z_dim=2, hidden=(5, 4)), range(3))
+    stacked = stack_networks(vaes)
+    x = torch.bernoulli(torch.full((3, 7, 6), 0.5, dtype=torch.float64))
+    z = torch.randn(4, 3, 7, 2, dtype=torch.float64)  # sample dimension in front
+    q = stacked.encode(x)
+    for s, vae in enumerate(vaes):
+        mine = vae.encode(x[s])
+        torch.testing.assert_close(q.mean[s], mine.mean)
+        torch.testing.assert_close(q.stddev[s], mine.stddev)
+        torch.testing.assert_close(
+            stacked.log_joint(x, z)[:, s], vae.log_joint(x[s], z[:, s])
+        )
+
+
+def test_training_the_stack_equals_training_each_model_alone():
+    # Adam is element-wise, so the sum of the S losses trains S independent models.
+    x = torch.randn(3, 10, 4, dtype=torch.float64)
+    y = torch.randn(3, 10, 2, dtype=torch.float64)
+    alone = seeded(lambda: MLP((4, 8, 2)), range(3))
+    together = seeded(lambda: MLP((4, 8, 2)), range(3))
+    for s, net in enumerate(alone):
+        opt = torch.optim.Adam(net.parameters(), lr=0.05)
+        for _ in range(20):
+            opt.zero_grad()
+            ((net(x[s]) - y[s]) ** 2).mean().backward()
+            opt.step()
+    stacked = stack_networks(together)
+    opt = torch.optim.Adam(stacked.parameters(), lr=0.05)
+    for _ in range(20):
+        opt.zero_grad()
+        ((stacked(x) - y) ** 2).mean((-2, -1)).sum().backward()
+        opt.step()
+    unstack_networks(stacked, together)
+    for a, b in zip(alone, together, strict=True):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_stack_and_unstack_round_trip_leave_the_models_unchanged():
+    nets = seeded(lambda: MLP((3, 5, 2)), range(2))
+    before = [{k: v.clone() for k, v in n.state_dict().items()} for n in nets]
+    back = unstack_networks(stack_networks(nets), nets)
+    for net, state in zip(back, before, strict=True):
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, state[key])
+
+
+def test_stacking_rejects_mismatched_or_shared_parameters():
+    with pytest.raises(ValueError, match="models"):
+        stack_networks([])
+    with pytest.raises(ValueError, match="models"):
+        stack_networks([MLP((3, 2)), MLP((3, 4))])
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.scale = MLP((3, 2)), nn.Parameter(torch.ones(1))
+
+    with pytest.raises(ValueError, match="nn.Linear"):
+        stack_networks([Scaled(), Scaled()])
+    with pytest.raises(ValueError, match="layers"):
+        StackedLinear([nn.Linear(3, 2), nn.Linear(3, 4)])
+    with pytest.raises(ValueError, match="stacked"):
+        unstack_networks(MLP((3, 2)), [MLP((3, 2))])
+
+
+def test_stacked_layer_rejects_inputs_without_the_seed_axis():
+    layer = StackedLinear([nn.Linear(3, 2) for _ in range(4)])
+    with raises_naming("x"):
+        layer(torch.zeros(5, 3))
+    with raises_naming("x"):
+        layer(torch.zeros(2, 5, 3))

@@ -17,6 +17,7 @@ from vbtutor.train import (
     cpu_threads,
     fit,
     fit_vae,
+    fit_vae_seeds,
     full_mode,
     get_device,
     gradient_samples,
@@ -322,3 +323,50 @@ def test_fit_vae_rejects_bad_settings(kwargs, name):
         fit_vae(vae, torch.zeros(10, 6), **settings)
     with raises_naming("x"):
         fit_vae(vae, torch.zeros(6), steps=5)
+
+
+def small_vae():
+    return BernoulliVAE(x_dim=6, z_dim=2, hidden=(8,)).double()
+
+
+def test_fit_vae_seeds_starts_each_copy_from_its_seed_and_trains_it():
+    x = torch.bernoulli(torch.full((50, 6), 0.3, dtype=torch.float64))
+    starts = []
+    for seed in (3, 7):
+        seed_everything(seed)
+        starts.append(small_vae())
+    # a vanishing learning rate leaves each copy at its seed's initial weights
+    still = fit_vae_seeds(small_vae, [3, 7], x, steps=1, lr=1e-12)
+    for model, start in zip(still, starts, strict=True):
+        for p, q in zip(model.parameters(), start.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-9)
+    trained = fit_vae_seeds(small_vae, [3, 7], x, steps=300, batch_size=20, lr=1e-2)
+    with torch.no_grad():
+        for model, start in zip(trained, starts, strict=True):
+            after = bounds.elbo(model, model.encode(x), x, 200).value.mean()
+            before = bounds.elbo(start, start.encode(x), x, 200).value.mean()
+            assert after > before + 0.5  # every copy learned, not only the first
+
+
+def test_fit_vae_seeds_copies_draw_their_own_noise():
+    # identical seeds give identical starts; each copy's own batches and Monte Carlo
+    # draws make them part (copies sharing one stream's draws would stay equal)
+    x = torch.bernoulli(torch.full((50, 6), 0.3, dtype=torch.float64))
+    a, b = fit_vae_seeds(small_vae, [1, 1], x, steps=20, batch_size=5, lr=1e-2)
+    assert not torch.equal(a.decoder[0].weight, b.decoder[0].weight)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [-1]}, "seeds"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"steps": 0}, "steps"),
+        ({"x": torch.zeros(6)}, "x"),
+    ],
+)
+def test_fit_vae_seeds_rejects_bad_settings(kwargs, name):
+    settings = {"seeds": [0], "x": torch.zeros(10, 6), "steps": 5, **kwargs}
+    with raises_naming(name):
+        fit_vae_seeds(small_vae, **settings)

@@ -14,10 +14,12 @@ from . import (
     models,
     nn,
     plotting,
+    report,
     stick_breaking,
     train,
     widgets,
 )
+from .report import glue
 from .train import choose, full_mode, get_device, seed_everything, setup
 
 __all__ = [
@@ -34,9 +36,11 @@ __all__ = [
     "models",
     "nn",
     "plotting",
+    "report",
     "stick_breaking",
     "train",
     "widgets",
+    "glue",
     "choose",
     "full_mode",
     "get_device",

@@ -20,6 +20,7 @@ from torch import nn
 from ._checks import check_positive, check_positive_int, check_tensor
 from .distributions import kl_diagonal_gaussian
 from .nn import MLP
+from .train import fit, seed_everything
 
 __all__ = [
     "Schedule",
@@ -36,6 +37,7 @@ __all__ = [
     "ddpm_sample",
     "ring_mixture",
     "energy_distance",
+    "energy_distance_noise",
     "vp_beta",
     "vp_marginal",
     "diffused_mixture",
@@ -44,6 +46,7 @@ __all__ = [
     "probability_flow",
     "dsm_loss",
     "cfm_loss",
+    "train_ring_net",
     "euler_flow",
     "heun_flow",
 ]
@@ -535,6 +538,42 @@ def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(2 * xy - xx - yy)
 
 
+def energy_distance_noise(
+    dist: D.Distribution, n: int, pairs: int = 20, seed: int = 0
+) -> float:
+    r"""The sampling noise of :func:`energy_distance` for samples of size ``n``.
+
+    The standard deviation of the energy distance between ``pairs`` pairs of
+    independent samples of ``n`` points from ``dist``: how far the estimate scatters
+    around zero when the two distributions agree. The samples come from a private
+    random stream seeded with ``seed`` (the global one is left as it was), so chapters
+    that ask the same question get the same answer. The null distribution is skewed to
+    the right, so a value beyond about twice this noise is unusual, not impossible.
+
+    Arguments:
+        dist: a distribution with ``sample``; n: sample size, at least 2.
+        pairs: number of pairs, at least 2; seed: a non-negative integer.
+
+    Returns:
+        The standard deviation (with ``pairs - 1`` degrees of freedom), a float.
+
+    Example:
+        >>> sd = energy_distance_noise(ring_mixture(), 200, pairs=5)
+        >>> 0 < sd < 0.1
+        True
+    """
+    check_positive_int("n", n)
+    check_positive_int("pairs", pairs)
+    if n < 2 or pairs < 2:
+        raise ValueError(f"n and pairs must be at least 2, got {n} and {pairs}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        values = [
+            energy_distance(dist.sample((n,)), dist.sample((n,))) for _ in range(pairs)
+        ]
+    return float(torch.tensor(values, dtype=torch.float64).std())
+
+
 def vp_beta(t, beta_min: float = 0.1, beta_max: float = 20.0):
     r"""The VP-SDE's linear noise rate :math:`\beta(t) = \beta_\min + t(\beta_\max - \beta_\min)`.
 
@@ -789,6 +828,67 @@ def cfm_loss(
     x0 = torch.randn_like(x1)
     xt = (1 - t).unsqueeze(-1) * x0 + t.unsqueeze(-1) * x1
     return (net(xt, t) - (x1 - x0)).pow(2).sum(-1).mean()
+
+
+def train_ring_net(
+    loss: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+    seed: int,
+    steps: int,
+    device: torch.device | str | None = None,
+    n_train: int = 20_000,
+    batch_size: int = 256,
+    lr: float = 3e-3,
+) -> tuple[EpsilonNet, list[float]]:
+    r"""Train the diffusion chapters' small network on the ring of eight Gaussians.
+
+    One function for every chapter that trains a continuous-time network on the ring, so
+    that two chapters comparing the same thing use the same network: the same ``loss``,
+    ``seed`` and ``steps`` give the same weights (on the same device). The seed fixes
+    everything: the ``n_train`` training points drawn from :func:`ring_mixture`, the
+    initial weights of ``EpsilonNet(2, T=1, hidden=64, layers=3)``, the mini-batches of
+    ``batch_size`` (drawn with replacement) and the noise inside ``loss``. Training runs
+    in single precision, whatever torch's default dtype, with :func:`vbtutor.train.fit`
+    (Adam, learning rate ``lr``). Chapters sde and flow_matching.
+
+    Arguments:
+        loss: ``loss(net, batch)``, e.g. :func:`dsm_loss` (a noise predictor, the
+            score network of chapter sde) or :func:`cfm_loss` (a velocity field).
+        seed: a non-negative integer.
+        steps: optimiser steps, at least 1.
+        device: where to train (default: the CPU).
+        n_train: size of the training sample.
+        batch_size: mini-batch size.
+        lr: Adam learning rate.
+
+    Returns:
+        ``(net, losses)``: the trained network in double precision on the CPU, in eval
+        mode (the samplers run in float64), and the training loss of every step.
+
+    Example:
+        >>> a, _ = train_ring_net(cfm_loss, seed=1, steps=3, n_train=64, batch_size=8)
+        >>> b, _ = train_ring_net(cfm_loss, seed=1, steps=3, n_train=64, batch_size=8)
+        >>> all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+        True
+    """
+    check_positive_int("steps", steps)
+    check_positive_int("n_train", n_train)
+    check_positive_int("batch_size", batch_size)
+    device = torch.device(device or "cpu")
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        seed_everything(seed)
+        train = ring_mixture().sample((n_train,)).to(device)
+        net = EpsilonNet(2, T=1, hidden=64, layers=3).to(device)
+
+        def loss_fn() -> torch.Tensor:
+            idx = torch.randint(0, n_train, (batch_size,), device=device)
+            return loss(net, train[idx])
+
+        losses = fit(loss_fn, net.parameters(), steps, lr=lr)
+    finally:
+        torch.set_default_dtype(default)
+    return net.double().cpu().eval(), losses
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from torch import distributions as D
 from tqdm.auto import trange
 
 from .bounds import elbo
+from .nn import stack_networks, unstack_networks
 from .plotting import use_book_style
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "fit",
     "gradient_samples",
     "fit_vae",
+    "fit_vae_seeds",
 ]
 
 T = TypeVar("T")
@@ -329,3 +331,67 @@ def fit_vae(
 
     fit(loss, vae.parameters(), steps=steps, lr=lr, record_every=record_every)
     return history
+
+
+def fit_vae_seeds(
+    make: Callable[[], torch.nn.Module],
+    seeds: Iterable[int],
+    x: torch.Tensor,
+    steps: int,
+    objective: Callable | None = None,
+    k: int = 1,
+    batch_size: int = 100,
+    lr: float = 3e-3,
+) -> list:
+    """Train one VAE per seed, all side by side, and return them in the order of ``seeds``.
+
+    For each seed, :func:`seed_everything` then ``make()`` builds that seed's model, so its
+    initial weights are those a single run from the seed would start with. The copies are
+    stacked (:func:`vbtutor.nn.stack_networks`): at every step each copy gets its own
+    mini-batch of ``batch_size`` rows of ``x`` and its own Monte Carlo draws, and the loss
+    is the sum of the copies' negative objectives. Adam's update of a weight depends only
+    on that weight's gradient, so each copy follows an independent training run; the
+    batches and draws come from one random stream, so the runs are not bit-identical to
+    separate calls of :func:`fit_vae`. For small networks this costs little more than one
+    run (with many Monte Carlo draws per point, ``k``, the saving disappears).
+
+    Arguments:
+        make: builds one model (on the device of ``x``); every parameter must sit in an
+            ``nn.Linear`` layer.
+        seeds: at least one non-negative integer.
+        x: training data of shape ``(n, x_dim)``; batches are drawn with replacement.
+        steps, objective, k, batch_size, lr: as in :func:`fit_vae`.
+
+    Returns:
+        The trained models, one per seed.
+
+    Example:
+        >>> from vbtutor.models import BernoulliVAE
+        >>> x = torch.bernoulli(torch.full((50, 6), 0.5))
+        >>> vaes = fit_vae_seeds(lambda: BernoulliVAE(6, 2, (8,)), [0, 1], x, 5)
+        >>> len(vaes), type(vaes[0]).__name__
+        (2, 'BernoulliVAE')
+    """
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ValueError(
+            f"seeds must be non-negative ints, at least one, got {seeds!r}"
+        )
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a 2-D tensor of data rows, got {type(x).__name__}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    objective = objective or elbo
+    models = []
+    for seed in seeds:
+        seed_everything(seed)
+        models.append(make())
+    stacked = stack_networks(models)
+    shape = (len(models), batch_size)
+
+    def loss() -> torch.Tensor:
+        batch = x[torch.randint(0, len(x), shape, device=x.device)]
+        return -objective(stacked, stacked.encode(batch), batch, k).value.mean(-1).sum()
+
+    fit(loss, stacked.parameters(), steps=steps, lr=lr)
+    return unstack_networks(stacked, models)
