@@ -7,6 +7,7 @@ from unittest import mock
 import nbformat
 import pytest
 from conftest import raises_naming
+from myst_nb.core.variables import format_plain_text
 from myst_nb.ext.glue import extract_glue_data_cell
 
 from vbtutor import report
@@ -38,7 +39,8 @@ def glued_text(name, value, fmt):
     ((found, output),) = extract_glue_data_cell(cell)
     assert found == name and set(output["data"]) == {"text/plain"}
     assert cell.outputs == []  # stored, not shown
-    return output["data"]["text/plain"]
+    # what the {glue:text} role shows, by myst-nb's own formatting
+    return format_plain_text(output["data"]["text/plain"], "")
 
 
 def test_myst_nb_reads_the_glued_text():
@@ -48,6 +50,14 @@ def test_myst_nb_reads_the_glued_text():
 def test_glue_formats_with_the_pattern():
     assert glued_text("n", 12345, "{:,}") == "12,345"
     assert glued_text("p", 0.5, "{:.0%}") == "50%"
+
+
+@pytest.mark.parametrize(
+    "text", ["3,280", "1, 2, 5", "(0.25, 4)", "0 ± 2", "-0.48", "'quoted'", "1e-05"]
+)
+def test_the_book_shows_exactly_the_glued_text(text):
+    # myst-nb evaluates text/plain as a literal: unquoted, "3,280" would become (3, 280)
+    assert glued_text("t", text, "{}") == text
 
 
 def test_outside_a_kernel_glue_stores_nothing():

@@ -48,8 +48,10 @@ def glue(name: str, value: Any, fmt: str = "{}") -> None:
         raise ValueError(f"fmt {fmt!r} cannot format {value!r}: {error}") from None
     if get_ipython() is None:
         return
+    # myst-nb reads text/plain as a Python literal (the repr IPython would show), so the
+    # text is stored as the repr of a string: "3,280" must not come back as (3, 280)
     display(
-        {GLUE_PREFIX + "text/plain": text},
+        {GLUE_PREFIX + "text/plain": repr(text)},
         raw=True,
         metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}},
     )
