@@ -9,16 +9,16 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 # Notebooks are executed and tested on the CPU with one thread (vbtutor.setup for torch,
 # the variables below for NumPy's and scikit-learn's BLAS), whatever the machine has, with
-# progress bars off so stored outputs stay deterministic. One thread per notebook also
-# lets make test run the two nbval passes side by side on two cores.
-NB_ENV := VBTUTOR_DEVICE=cpu VBTUTOR_PROGRESS=off OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
-	MKL_NUM_THREADS=1
+# progress bars off so stored outputs stay deterministic. One thread per process also
+# lets make test run its two chains side by side on two cores.
+ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+NB_ENV := VBTUTOR_DEVICE=cpu VBTUTOR_PROGRESS=off $(ONE_THREAD)
 # MathJax is served from the book itself, so the HTML renders with no network.
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 
-.PHONY: book test lint unit nbval portability build-strict browser notebooks bench-widgets lab \
-	clean
+.PHONY: book test checks lint unit nbval portability build-strict browser notebooks \
+	bench-widgets lab clean
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -49,18 +49,20 @@ book: $(BOOK_STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --quiet
 	@echo "== The book is in _build/html/index.html"
 
-# The two nbval passes (this CPU, a simulated other one) run in parallel, one per core.
+# Two chains side by side, one per core: the checks on this CPU, and the strict nbval
+# pass on a simulated other CPU (the longest single step).
 test: $(STAMP)
-	$(MAKE) lint unit
-	$(MAKE) -j2 --output-sync=target nbval portability
-	$(MAKE) build-strict browser
+	$(MAKE) -j2 --output-sync=line checks portability
+
+checks: $(STAMP)
+	$(MAKE) lint unit nbval build-strict browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools book
 	$(BIN)/ruff format --check src tests tools book
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests src/vbtutor
+	$(ONE_THREAD) $(BIN)/pytest -q tests src/vbtutor
 
 nbval: $(STAMP)
 	$(NB_ENV) $(BIN)/pytest -q -p no:cacheprovider -o addopts="" --nbval --nbval-current-env \

@@ -18,6 +18,15 @@ from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
 BUDGET_SECONDS = 60
+#: Chapters that are over the budget as measured, each with the reason and the remedy. The
+#: table shows the note beside the time, and tests/test_book.py fails on a chapter over
+#: the budget that is not listed here, and on a listed chapter that is back within it.
+OVER_BUDGET = {
+    "flow_matching": "six networks (three seeds of two kinds) train one after the "
+    "other; to do: train each kind's seeds side by side, as sbvae does",
+    "gmvae": "three GMVAEs train one after the other; to do: side by side",
+    "vae": "the three VAE-GANs train one after the other; to do: side by side",
+}
 RUNTIMES = "book/runtimes.json"
 EXPLORERS = "book/explorers.json"
 #: The targets for an explorer update: median and slowest, seconds.
@@ -48,6 +57,8 @@ def table_lines(runtimes: dict, order: list[str]) -> list[str]:
     for slug in sorted(set(runtimes) & set(slugs), key=slugs.index):
         run = runtimes[slug]
         ok = "yes" if run["seconds"] <= BUDGET_SECONDS else "**no**"
+        if slug in OVER_BUDGET:
+            ok += f": {OVER_BUDGET[slug]}"
         machine = f"{run['machine']}, {run.get('cpus', '?')} cores"
         date = run.get("date", "?")
         lines.append(

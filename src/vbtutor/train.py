@@ -275,6 +275,13 @@ def gradient_samples(
     return torch.stack(rows)
 
 
+def _check_batches(x: torch.Tensor, batch_size: int) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a 2-D tensor of data rows, got {type(x).__name__}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 def fit_vae(
     vae,
     x: torch.Tensor,
@@ -306,10 +313,7 @@ def fit_vae(
     Returns:
         Dict with lists ``objective``, ``reconstruction`` and ``kl``.
     """
-    if not isinstance(x, torch.Tensor) or x.dim() != 2:
-        raise ValueError(f"x must be a 2-D tensor of data rows, got {type(x).__name__}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batches(x, batch_size)
     objective = objective or elbo
     history: dict[str, list[float]] = {"objective": [], "reconstruction": [], "kl": []}
     step = 0
@@ -377,10 +381,7 @@ def fit_vae_seeds(
         raise ValueError(
             f"seeds must be non-negative ints, at least one, got {seeds!r}"
         )
-    if not isinstance(x, torch.Tensor) or x.dim() != 2:
-        raise ValueError(f"x must be a 2-D tensor of data rows, got {type(x).__name__}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batches(x, batch_size)
     objective = objective or elbo
     models = []
     for seed in seeds:
