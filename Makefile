@@ -54,8 +54,10 @@ book: $(BOOK_STAMP) $(MATHJAX)
 test: $(STAMP)
 	$(MAKE) -j2 --output-sync=line checks portability
 
+# -j1: a sub-make inherits -j2, and these steps must run in this order (the browser
+# test reads the book that build-strict writes).
 checks: $(STAMP)
-	$(MAKE) lint unit nbval build-strict browser
+	$(MAKE) -j1 lint unit nbval build-strict browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools book
