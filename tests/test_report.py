@@ -1,11 +1,15 @@
-"""Tests for vbtutor.report: glued values are what myst-nb's own reader finds."""
+"""Tests for vbtutor.report: glued values are what myst-nb's own reader finds, and
+mean ± SE summaries agree with scipy and print to the SE's precision."""
 
 from __future__ import annotations
 
 from unittest import mock
 
 import nbformat
+import numpy as np
 import pytest
+import scipy.stats
+import torch
 from conftest import raises_naming
 from myst_nb.core.variables import format_plain_text
 from myst_nb.ext.glue import extract_glue_data_cell
@@ -75,3 +79,50 @@ def test_glue_rejects_bad_names(name):
 def test_glue_rejects_a_pattern_that_cannot_format_the_value():
     with raises_naming("fmt"):
         report.glue("x", "text", "{:.2f}")
+
+
+def test_mean_se_matches_scipy():
+    values = np.random.default_rng(0).normal(size=(5, 3))
+    mean, se = report.mean_se(values)
+    np.testing.assert_allclose(mean, values.mean(0))
+    np.testing.assert_allclose(se, scipy.stats.sem(values, axis=0))
+    m1, s1 = report.mean_se(torch.tensor(values[:, 0]))
+    assert isinstance(m1, float) and isinstance(s1, float)
+    assert (m1, s1) == pytest.approx((mean[0], se[0]))
+    m2, s2 = report.mean_se(values.T, axis=1)
+    np.testing.assert_allclose(s2, se)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, text",
+    [
+        ((0.7437, 0.0412), {}, "0.74 ± 0.04"),
+        ((24.3, 16.1), {}, "24 ± 16"),
+        ((0.01234, 0.00021), {}, "0.012 ± 0.000"),  # at most 3 decimals
+        ((0.01234, 0.00021), {"max_decimals": 4}, "0.0123 ± 0.0002"),
+        ((-0.0004, 0.02), {}, "0.00 ± 0.02"),  # no -0
+        ((0.655, 0.04), {"decimals": 3}, "0.655 ± 0.040"),
+        ((-0.7, 0.5), {"signed": True}, "-0.7 ± 0.5"),
+        ((0.157, 0.01), {"signed": True}, "+0.16 ± 0.01"),
+        ((2.0, 0.0), {}, "2.000 ± 0.000"),
+    ],
+)
+def test_pm_prints_to_the_precision_of_the_se(args, kwargs, text):
+    assert report.pm(*args, **kwargs) == text
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: report.mean_se([1.0]), "values"),
+        (lambda: report.mean_se(3.0), "values"),
+        (lambda: report.mean_se([1.0, float("nan")]), "values"),
+        (lambda: report.mean_se(np.ones((3, 2)), axis=2), "values"),
+        (lambda: report.pm(1.0, -0.1), "se"),
+        (lambda: report.pm(float("inf"), 0.1), "mean"),
+        (lambda: report.pm(1.0, 0.1, decimals=-1), "decimals"),
+    ],
+)
+def test_bad_summaries_raise_naming_the_argument(call, name):
+    with raises_naming(name):
+        call()

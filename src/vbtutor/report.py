@@ -1,4 +1,4 @@
-"""Numbers a chapter's prose quotes, glued from the cell that computes them.
+"""Numbers a chapter's prose quotes: summarised over seeds, and glued from the cell.
 
 ``glue(name, value, fmt)`` stores the formatted value in the cell's outputs in the format
 of myst-nb's glue (the ``application/papermill.record/`` prefix and ``scrapbook``
@@ -6,16 +6,21 @@ metadata), without importing myst-nb, so a chapter also runs where only ``vbtuto
 installed (Colab). The prose then writes ``{glue:text}`name``` and the book inserts
 the stored text: the number the reader sees is the number the code printed, formatted
 once, in code.
+
+``mean_se``, ``pm`` and ``pm_of`` summarise a quantity measured once per seed as "mean ± SE",
+printed only to the precision the standard error supports.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 from IPython import get_ipython
 from IPython.display import display
 
-__all__ = ["GLUE_PREFIX", "glue"]
+__all__ = ["GLUE_PREFIX", "glue", "mean_se", "pm", "pm_of"]
 
 #: The mime-type prefix myst-nb reads glued values from (hidden, not displayed).
 GLUE_PREFIX = "application/papermill.record/"
@@ -55,3 +60,79 @@ def glue(name: str, value: Any, fmt: str = "{}") -> None:
         raw=True,
         metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}},
     )
+
+
+def mean_se(values: Any, axis: int = 0) -> tuple[Any, Any]:
+    """Mean and standard error of the mean (sample sd / sqrt(n)) along ``axis``.
+
+    Arguments:
+        values: one value per seed (a list, array or tensor), at least two along
+            ``axis``, all finite.
+        axis: the axis the seeds run along.
+
+    Returns ``(mean, se)``: floats for a 1-d input, arrays otherwise.
+
+    Example:
+        >>> mean_se([1.0, 2.0, 3.0])
+        (2.0, 0.5773502691896258)
+    """
+    array = np.asarray(
+        values.detach().cpu() if hasattr(values, "detach") else values, dtype=float
+    )
+    if array.ndim == 0 or not -array.ndim <= axis < array.ndim:
+        raise ValueError(f"values needs an axis {axis}, got shape {array.shape}")
+    n = array.shape[axis]
+    if n < 2:
+        raise ValueError(f"values needs at least 2 seeds along axis {axis}, got {n}")
+    if not np.isfinite(array).all():
+        raise ValueError("values must be finite")
+    mean, se = array.mean(axis), array.std(axis, ddof=1) / math.sqrt(n)
+    return (float(mean), float(se)) if array.ndim == 1 else (mean, se)
+
+
+def pm(
+    mean: float,
+    se: float,
+    decimals: int | None = None,
+    max_decimals: int = 3,
+    signed: bool = False,
+) -> str:
+    """``"mean ± se"``, to the SE's first significant digit unless ``decimals`` is given.
+
+    Arguments:
+        mean, se: a mean and its standard error (``se`` finite and >= 0).
+        decimals: the number of decimals; ``None`` picks the position of the SE's
+            first significant digit, at most ``max_decimals``.
+        max_decimals: the cap when ``decimals`` is ``None``.
+        signed: print a ``+`` before a positive mean (for differences).
+
+    A mean that rounds to zero prints as ``0``, never ``-0``.
+
+    Example:
+        >>> pm(0.7437, 0.0412)
+        '0.74 ± 0.04'
+        >>> pm(-0.0004, 0.02)
+        '0.00 ± 0.02'
+    """
+    if not (math.isfinite(se) and se >= 0):
+        raise ValueError(f"se must be finite and >= 0, got {se}")
+    if not math.isfinite(mean):
+        raise ValueError(f"mean must be finite, got {mean}")
+    if decimals is None:
+        first = -math.floor(math.log10(se)) if se > 0 else max_decimals
+        decimals = min(max_decimals, max(0, first))
+    elif decimals < 0:
+        raise ValueError(f"decimals must be >= 0, got {decimals}")
+    mean = round(mean, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+    sign = "+" if signed else ""
+    return f"{mean:{sign}.{decimals}f} ± {se:.{decimals}f}"
+
+
+def pm_of(values: Any, **options: Any) -> str:
+    """``pm(*mean_se(values), **options)``: one value per seed, as ``"mean ± SE"``.
+
+    Example:
+        >>> pm_of([0.70, 0.74, 0.78])
+        '0.74 ± 0.02'
+    """
+    return pm(*mean_se(values), **options)
