@@ -10,8 +10,14 @@ import torch
 from conftest import raises_naming
 from torch import distributions as D
 
-from vbtutor.adversarial import Discriminator, train_vaegan, vaegan_losses
+from vbtutor.adversarial import (
+    Discriminator,
+    train_vaegan,
+    train_vaegan_seeds,
+    vaegan_losses,
+)
 from vbtutor.models import GaussianVAE
+from vbtutor.train import seed_everything
 
 
 @pytest.fixture
@@ -137,3 +143,52 @@ def test_losses_reject_a_non_matrix_batch(nets):
 def test_discriminator_needs_a_hidden_layer():
     with raises_naming("hidden"):
         Discriminator(6, hidden=())
+
+
+def small_pair():
+    vae = GaussianVAE(x_dim=6, z_dim=2, hidden=(8,), sigma=0.3).double()
+    return vae, Discriminator(x_dim=6, hidden=(5, 4)).double()
+
+
+def test_losses_take_a_leading_seed_axis(nets, x):
+    vae, disc = nets
+    torch.manual_seed(6)
+    flat = vaegan_losses(vae, disc, x)
+    torch.manual_seed(6)
+    one_seed = vaegan_losses(vae, disc, x.unsqueeze(0))  # the same draws
+    for name, value in flat.items():
+        assert value.shape == () and one_seed[name].shape == (1,)
+        torch.testing.assert_close(one_seed[name][0], value, msg=name)
+
+
+def test_vaegan_seeds_start_from_their_seeds_and_all_train():
+    x = torch.rand(40, 6, dtype=torch.float64)
+    starts = []
+    for seed in (2, 9):
+        seed_everything(seed)
+        starts.append(small_pair())
+    still = train_vaegan_seeds(small_pair, [2, 9], x, steps=1, lr=1e-12)
+    for (vae, disc), (vae0, disc0) in zip(still, starts, strict=True):
+        for a, b in zip(
+            [*vae.parameters(), *disc.parameters()],
+            [*vae0.parameters(), *disc0.parameters()],
+            strict=True,
+        ):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    trained = train_vaegan_seeds(small_pair, [2, 9], x, steps=200, batch_size=10)
+    for (vae, disc), (vae0, disc0) in zip(trained, starts, strict=True):
+        for new, old in [
+            (vae.encoder, vae0.encoder),
+            (vae.decoder, vae0.decoder),
+            (disc, disc0),
+        ]:  # every network of every copy moved
+            moved = max(
+                (a - b).abs().max()
+                for a, b in zip(new.parameters(), old.parameters(), strict=True)
+            )
+            assert moved > 1e-3
+
+
+def test_vaegan_seeds_reject_bad_seeds():
+    with raises_naming("seeds"):
+        train_vaegan_seeds(small_pair, [], torch.rand(5, 6), steps=1)

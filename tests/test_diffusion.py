@@ -11,6 +11,7 @@ from conftest import assert_within_se, mean_and_se, raises_naming, to_numpy
 from scipy import stats
 from torch import distributions as D
 
+import vbtutor
 from vbtutor import diffusion as dd
 from vbtutor.distributions import kl_diagonal_gaussian
 
@@ -309,52 +310,73 @@ def test_flow_bad_input_is_named():
         dd.cfm_loss(lambda x, t: x, torch.zeros(3))
 
 
-def test_train_ring_net_is_one_network_per_seed_whatever_the_default_dtype():
+def test_train_ring_nets_gives_the_same_networks_whatever_the_default_dtype():
     default = torch.get_default_dtype()
     kwargs = dict(steps=20, n_train=128, batch_size=16)
     try:
         torch.set_default_dtype(torch.float64)
-        a, losses = dd.train_ring_net(dd.dsm_loss, 3, **kwargs)
+        a, losses = dd.train_ring_nets(dd.dsm_loss, [3, 4], **kwargs)
         assert torch.get_default_dtype() == torch.float64  # restored
         torch.set_default_dtype(torch.float32)
-        b, _ = dd.train_ring_net(dd.dsm_loss, 3, **kwargs)
-        c, _ = dd.train_ring_net(dd.dsm_loss, 4, **kwargs)
+        b, _ = dd.train_ring_nets(dd.dsm_loss, [3, 4], **kwargs)
     finally:
         torch.set_default_dtype(default)
-    assert len(losses) == 20 and all(math.isfinite(v) for v in losses)
-    same = [
-        torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True)
-    ]
-    other = [
-        torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True)
-    ]
-    assert all(same) and not any(other)
-    p = next(a.parameters())
-    assert p.dtype == F64 and p.device.type == "cpu" and not a.training
-    assert a(torch.zeros(5, 2, dtype=F64), torch.full((5,), 0.5, dtype=F64)).shape == (
-        5,
-        2,
-    )
+    assert losses.shape == (20, 2) and np.isfinite(losses).all()
+    for x, y in zip(a, b, strict=True):
+        assert all(
+            torch.equal(p, q)
+            for p, q in zip(x.parameters(), y.parameters(), strict=True)
+        )
+    assert not torch.equal(a[0].mlp[0].weight, a[1].mlp[0].weight)
+    p = next(a[0].parameters())
+    assert p.dtype == F64 and p.device.type == "cpu" and not a[0].training
+    x, t = torch.zeros(5, 2, dtype=F64), torch.full((5,), 0.5, dtype=F64)
+    assert a[0](x, t).shape == (5, 2)
 
 
-def test_train_ring_net_learns_the_cfm_velocity_at_time_zero():
+def test_train_ring_nets_starts_each_network_from_its_seed():
+    # a vanishing learning rate leaves each network at its seed's initial weights
+    nets, _ = dd.train_ring_nets(dd.cfm_loss, [5, 2], 1, n_train=64, lr=1e-12)
+    for seed, net in zip([5, 2], nets, strict=True):
+        vbtutor.seed_everything(seed)
+        dd.ring_mixture().sample((64,))  # the seed's training points come first
+        start = dd.EpsilonNet(2, T=1, hidden=64, layers=3).double()
+        for p, q in zip(net.parameters(), start.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-9)
+
+
+def test_train_ring_nets_learns_the_cfm_velocity_at_time_zero_for_every_seed():
     # At t = 0 the best velocity is E[x1] - x = -x (the ring's mean is the origin).
-    net, losses = dd.train_ring_net(dd.cfm_loss, 0, steps=1500, n_train=4000)
-    assert np.mean(losses[-100:]) < np.mean(losses[:100])
+    nets, losses = dd.train_ring_nets(dd.cfm_loss, [0, 1], steps=1500, n_train=4000)
+    assert (losses[-100:].mean(0) < losses[:100].mean(0)).all()
     x = torch.randn(2000, 2, dtype=F64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        v = net(x, torch.zeros(2000, dtype=F64))
-    rel = (v + x).pow(2).sum(-1).mean() / x.pow(2).sum(-1).mean()
-    assert rel < 0.1
+    for net in nets:
+        with torch.no_grad():
+            v = net(x, torch.zeros(2000, dtype=F64))
+        rel = (v + x).pow(2).sum(-1).mean() / x.pow(2).sum(-1).mean()
+        assert rel < 0.1
 
 
-def test_train_ring_net_bad_input_is_named():
+@pytest.mark.parametrize("loss", [dd.cfm_loss, dd.dsm_loss])
+def test_losses_take_a_leading_seed_axis(loss):
+    net = dd.EpsilonNet(2, T=1, hidden=8).double()
+    x = torch.randn(50, 2, dtype=F64)
+    torch.manual_seed(0)
+    flat = loss(net, x)
+    torch.manual_seed(0)
+    one_seed = loss(net, x.unsqueeze(0))  # the same draws, with a seed axis of 1
+    assert flat.shape == () and one_seed.shape == (1,)
+    torch.testing.assert_close(one_seed[0], flat)
+    assert loss(net, torch.randn(3, 50, 2, dtype=F64)).shape == (3,)
+
+
+def test_train_ring_nets_bad_input_is_named():
     with raises_naming("steps"):
-        dd.train_ring_net(dd.cfm_loss, 0, 0)
+        dd.train_ring_nets(dd.cfm_loss, [0], 0)
     with raises_naming("batch_size"):
-        dd.train_ring_net(dd.cfm_loss, 0, 5, batch_size=0)
-    with raises_naming("seed"):
-        dd.train_ring_net(dd.cfm_loss, -1, 5)
+        dd.train_ring_nets(dd.cfm_loss, [0], 5, batch_size=0)
+    with raises_naming("seeds"):
+        dd.train_ring_nets(dd.cfm_loss, [-1], 5)
 
 
 def test_energy_distance_noise_is_the_sd_over_pairs_and_leaves_the_rng_alone():

@@ -203,6 +203,17 @@ def test_stack_and_unstack_round_trip_leave_the_models_unchanged():
             assert torch.equal(value, state[key])
 
 
+def test_a_model_that_is_one_linear_layer_stacks_too():
+    layers = seeded(lambda: nn.Linear(3, 2), range(2))
+    stacked = stack_networks(layers)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    for s, layer in enumerate(layers):
+        torch.testing.assert_close(stacked(x)[s], layer(x[s]))
+    with torch.no_grad():
+        stacked.bias.zero_()
+    assert unstack_networks(stacked, layers)[1].bias.abs().max() == 0
+
+
 def test_stacking_rejects_mismatched_or_shared_parameters():
     with pytest.raises(ValueError, match="models"):
         stack_networks([])

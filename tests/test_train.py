@@ -12,10 +12,12 @@ from conftest import raises_naming
 
 from vbtutor import bounds
 from vbtutor.models import BernoulliVAE
+from vbtutor.nn import MLP
 from vbtutor.train import (
     choose,
     cpu_threads,
     fit,
+    fit_seeds,
     fit_vae,
     fit_vae_seeds,
     full_mode,
@@ -370,3 +372,29 @@ def test_fit_vae_seeds_rejects_bad_settings(kwargs, name):
     settings = {"seeds": [0], "x": torch.zeros(10, 6), "steps": 5, **kwargs}
     with raises_naming(name):
         fit_vae_seeds(small_vae, **settings)
+
+
+def test_fit_seeds_trains_each_copy_on_its_own_loss_and_records_it():
+    # copy s fits the constant target[s]: the copies must not pull each other
+    target = torch.tensor([-1.0, 0.5, 3.0], dtype=torch.float64)
+
+    def loss(stacked):
+        out = stacked(torch.ones(3, 4, 1, dtype=torch.float64)).squeeze(-1)
+        return (out - target[:, None]).pow(2).mean(-1)
+
+    def make():
+        return MLP((1, 4, 1)).double()
+
+    models, losses = fit_seeds(make, [0, 1, 2], loss, steps=400, lr=0.03)
+    fitted = [m(torch.ones(1, dtype=torch.float64)).item() for m in models]
+    np.testing.assert_allclose(fitted, target.numpy(), atol=1e-2)
+    assert losses.shape == (400, 3) and (losses[-1] < 1e-4).all()
+    assert (losses[0] > 0.1).any()
+
+
+def test_fit_seeds_wants_one_loss_per_seed():
+    def summed(stacked):
+        return stacked(torch.ones(2, 1, 1)).sum()
+
+    with raises_naming("loss"):
+        fit_seeds(lambda: MLP((1, 1)), [0, 1], summed, steps=2)

@@ -51,3 +51,13 @@ def check_same_shape(
             f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, "
             f"got {tuple(value.shape)}"
         )
+
+
+def check_seeds(seeds) -> list[int]:
+    """Return ``seeds`` as a list after checking it holds at least one int >= 0."""
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ValueError(
+            f"seeds must be non-negative ints, at least one, got {seeds!r}"
+        )
+    return seeds

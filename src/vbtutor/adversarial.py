@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import torch
 from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import trange
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import check_positive, check_positive_int, check_seeds, check_tensor
 from .models import VAE
-from .nn import MLP
-from .train import show_progress
+from .nn import MLP, stack_networks, unstack_networks
+from .train import seed_everything, show_progress
 
-__all__ = ["Discriminator", "vaegan_losses", "train_vaegan"]
+__all__ = ["Discriminator", "vaegan_losses", "train_vaegan", "train_vaegan_seeds"]
 
 
 class Discriminator(nn.Module):
@@ -69,30 +71,38 @@ def vaegan_losses(
     Arguments:
         vae: the VAE whose decoder is the generator.
         disc: the discriminator.
-        x: a batch, shape ``(n, x_dim)``.
+        x: a batch, shape ``(n, x_dim)``, or ``(S, n, x_dim)`` for networks stacked by
+            :func:`vbtutor.nn.stack_networks` (one batch per copy).
         gamma: weight of the feature error in the decoder's loss, positive.
 
     Returns:
-        Dict with scalar tensors ``encoder``, ``decoder``, ``discriminator``, ``kl``,
-        ``feature_error``.
+        Dict with tensors ``encoder``, ``decoder``, ``discriminator``, ``kl``,
+        ``feature_error``, each averaged over the batch: scalars, or shape ``(S,)``.
 
     References:
         Larsen, Sønderby, Larochelle & Winther (2016), arXiv:1512.09300.
     """
-    check_tensor("x", x, dim=2)
+    check_tensor("x", x, min_dim=2)
+    if x.dim() > 3:
+        raise ValueError(f"x must be (n, x_dim) or (S, n, x_dim), got {tuple(x.shape)}")
     check_positive("gamma", gamma)
     q = vae.encode(x)
     x_rec = vae.decode(q.rsample())
-    x_gen = vae.decode(vae.prior().sample((len(x),)))
-    kl = D.kl_divergence(q, vae.prior()).mean()
-    feature_error = (
-        0.5 * (disc.features(x) - disc.features(x_rec)).pow(2).sum(-1).mean()
+    x_gen = vae.decode(vae.prior().sample(x.shape[:-1]))
+    kl = D.kl_divergence(q, vae.prior()).mean(-1)
+    feature_error = 0.5 * (disc.features(x) - disc.features(x_rec)).pow(2).sum(-1).mean(
+        -1
     )
     real, rec, gen = disc(x), disc(x_rec), disc(x_gen)
-    ones, zeros = torch.ones_like(real), torch.zeros_like(real)
-    bce = F.binary_cross_entropy_with_logits
-    fool = bce(rec, ones) + bce(gen, ones)
-    classify = bce(real, ones) + bce(rec, zeros) + bce(gen, zeros)
+
+    def bce(logits: torch.Tensor, label: float) -> torch.Tensor:
+        target = torch.full_like(logits, label)
+        return F.binary_cross_entropy_with_logits(
+            logits, target, reduction="none"
+        ).mean(-1)
+
+    fool = bce(rec, 1.0) + bce(gen, 1.0)
+    classify = bce(real, 1.0) + bce(rec, 0.0) + bce(gen, 0.0)
     return {
         "encoder": kl + feature_error,
         "decoder": gamma * feature_error + fool,
@@ -110,7 +120,7 @@ def train_vaegan(
     batch_size: int = 100,
     lr: float = 1e-3,
     gamma: float = 1.0,
-) -> dict[str, list[float]]:
+) -> dict[str, list]:
     """Train a VAE-GAN: each network takes an Adam step on its own loss every step.
 
     The three losses share one forward pass, and each optimiser receives the gradient of
@@ -129,9 +139,60 @@ def train_vaegan(
     Returns:
         Dict of per-step histories of every entry of :func:`vaegan_losses`.
     """
+    return _train_vaegan(vae, disc, x, steps, (batch_size,), lr, gamma)
+
+
+def train_vaegan_seeds(
+    make: Callable[[], tuple[VAE, Discriminator]],
+    seeds: Iterable[int],
+    x: torch.Tensor,
+    steps: int,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    gamma: float = 1.0,
+) -> list[tuple[VAE, Discriminator]]:
+    """Train one VAE-GAN per seed, all side by side, as :func:`train_vaegan` would.
+
+    For each seed, :func:`vbtutor.train.seed_everything` then ``make()`` builds that
+    seed's pair of networks. The pairs are stacked (:func:`vbtutor.nn.stack_networks`)
+    and every step each copy gets its own mini-batch and its own draws; each optimiser
+    gets the gradient of the sum of the copies' losses, which for each copy is that of
+    its own loss. Adam's update is element-wise, so each copy follows an independent
+    run (not bit-identical to :func:`train_vaegan`: the draws come from one stream).
+
+    Arguments:
+        make: builds one ``(vae, disc)`` pair; every parameter must sit in an
+            ``nn.Linear`` layer.
+        seeds: at least one non-negative integer.
+        x, steps, batch_size, lr, gamma: as in :func:`train_vaegan`.
+
+    Returns:
+        The trained ``(vae, disc)`` pairs, in the order of ``seeds``.
+    """
+    seeds = check_seeds(seeds)
+    pairs = []
+    for seed in seeds:
+        seed_everything(seed)
+        vae, disc = make()
+        pairs.append(nn.ModuleDict({"vae": vae, "disc": disc}))
+    stacked = stack_networks(pairs)
+    shape = (len(seeds), batch_size)
+    _train_vaegan(stacked["vae"], stacked["disc"], x, steps, shape, lr, gamma)
+    return [(pair["vae"], pair["disc"]) for pair in unstack_networks(stacked, pairs)]
+
+
+def _train_vaegan(
+    vae: VAE,
+    disc: Discriminator,
+    x: torch.Tensor,
+    steps: int,
+    batch_shape: tuple[int, ...],
+    lr: float,
+    gamma: float,
+) -> dict[str, list]:
     check_tensor("x", x, dim=2)
     check_positive_int("steps", steps)
-    check_positive_int("batch_size", batch_size)
+    check_positive_int("batch_size", batch_shape[-1])
     check_positive("lr", lr)
     groups = {
         "encoder": list(vae.encoder.parameters()),
@@ -139,15 +200,16 @@ def train_vaegan(
         "discriminator": list(disc.parameters()),
     }
     optimisers = {k: torch.optim.Adam(v, lr=lr) for k, v in groups.items()}
-    history: dict[str, list[float]] = {}
+    history: dict[str, list] = {}
     for _ in trange(steps, desc="VAE-GAN", leave=False, disable=not show_progress()):
-        batch = x[torch.randint(0, len(x), (batch_size,), device=x.device)]
+        batch = x[torch.randint(0, len(x), batch_shape, device=x.device)]
         losses = vaegan_losses(vae, disc, batch, gamma)
         for name, params in groups.items():
-            grads = torch.autograd.grad(losses[name], params, retain_graph=True)
+            # a sum over stacked copies: each copy's gradient is its own loss's
+            grads = torch.autograd.grad(losses[name].sum(), params, retain_graph=True)
             for p, g in zip(params, grads, strict=True):
                 p.grad = g
             optimisers[name].step()
         for name, value in losses.items():
-            history.setdefault(name, []).append(value.item())
+            history.setdefault(name, []).append(value.tolist())
     return history

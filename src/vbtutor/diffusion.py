@@ -10,9 +10,10 @@ at 1 (Lipman et al.). Chapters ddpm, sde and flow_matching.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import distributions as D
 from torch import nn
@@ -20,7 +21,7 @@ from torch import nn
 from ._checks import check_positive, check_positive_int, check_tensor
 from .distributions import kl_diagonal_gaussian
 from .nn import MLP
-from .train import fit, seed_everything
+from .train import fit_seeds
 
 __all__ = [
     "Schedule",
@@ -46,7 +47,7 @@ __all__ = [
     "probability_flow",
     "dsm_loss",
     "cfm_loss",
-    "train_ring_net",
+    "train_ring_nets",
     "euler_flow",
     "heun_flow",
 ]
@@ -272,7 +273,9 @@ def mean_from_eps(
 class EpsilonNet(nn.Module):
     r"""A noise predictor :math:`\epsilon_\theta(x_t, t)`: an MLP on ``x`` and features of ``t``.
 
-    The time enters as sines and cosines of ``t / T`` at ``n_freq`` frequencies.
+    The time enters as sines and cosines of ``t / T`` at ``n_freq`` frequencies. ``x`` has
+    shape ``(n, dim)`` (or ``(S, n, dim)`` for networks stacked by
+    :func:`vbtutor.nn.stack_networks`); ``t`` is a number or has shape ``x.shape[:-1]``.
 
     Arguments:
         dim: data dimension.
@@ -304,8 +307,8 @@ class EpsilonNet(nn.Module):
         self.mlp = MLP(sizes, activation=nn.SiLU)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, dim=2)
-        t = torch.as_tensor(t, device=x.device).expand(x.shape[0])
+        check_tensor("x", x, min_dim=2)
+        t = torch.as_tensor(t, device=x.device).expand(x.shape[:-1])
         angle = (t.to(x.dtype) / self.T).unsqueeze(-1) * self.freq.to(x.dtype)
         return self.mlp(torch.cat([x, angle.sin(), angle.cos()], -1))
 
@@ -773,12 +776,14 @@ def dsm_loss(
     :math:`t \sim \mathcal U(t_\min, 1)`.
 
     Arguments:
-        net: maps ``(x_t, t)`` (``t`` a float tensor of shape ``(n,)``) to predicted noise.
-        x0: a mini-batch of data, shape ``(n, d)``.
+        net: maps ``(x_t, t)`` (``t`` a float tensor of shape ``x_t.shape[:-1]``) to
+            predicted noise.
+        x0: a mini-batch of data, shape ``(n, d)``, or ``(S, n, d)``: one batch per
+            stacked network.
         beta_min, beta_max: the VP schedule; t_min: smallest time, in (0, 1).
 
     Returns:
-        The scalar loss.
+        The loss averaged over the batch: a scalar, or shape ``(S,)``.
 
     References:
         Vincent, A connection between score matching and denoising autoencoders (2011);
@@ -788,15 +793,15 @@ def dsm_loss(
         >>> dsm_loss(lambda x, t: torch.zeros_like(x), torch.zeros(8, 2)).dim()
         0
     """
-    check_tensor("x0", x0, dim=2)
+    check_tensor("x0", x0, min_dim=2)
     if not 0 < t_min < 1:
         raise ValueError(f"t_min must lie in (0, 1), got {t_min!r}")
-    n = x0.shape[0]
-    t = t_min + (1 - t_min) * torch.rand(n, dtype=x0.dtype, device=x0.device)
+    shape = x0.shape[:-1]
+    t = t_min + (1 - t_min) * torch.rand(shape, dtype=x0.dtype, device=x0.device)
     scale, var = vp_marginal(t, beta_min, beta_max)
     scale, std = scale.to(x0).unsqueeze(-1), var.to(x0).sqrt().unsqueeze(-1)
     eps = torch.randn_like(x0)
-    return (net(scale * x0 + std * eps, t) - eps).pow(2).sum(-1).mean()
+    return (net(scale * x0 + std * eps, t) - eps).pow(2).sum(-1).mean(-1)
 
 
 def cfm_loss(
@@ -809,11 +814,13 @@ def cfm_loss(
     :math:`\mathbb E\|v_\theta(x_t, t) - (x_1 - x_0)\|^2`.
 
     Arguments:
-        net: maps ``(x_t, t)`` (``t`` a float tensor of shape ``(n,)``) to a velocity.
-        x1: a mini-batch of data, shape ``(n, d)``.
+        net: maps ``(x_t, t)`` (``t`` a float tensor of shape ``x_t.shape[:-1]``) to a
+            velocity.
+        x1: a mini-batch of data, shape ``(n, d)``, or ``(S, n, d)``: one batch per
+            stacked network.
 
     Returns:
-        The scalar loss.
+        The loss averaged over the batch: a scalar, or shape ``(S,)``.
 
     References:
         Lipman et al., Flow matching for generative modeling, arXiv:2210.02747;
@@ -823,72 +830,77 @@ def cfm_loss(
         >>> cfm_loss(lambda x, t: torch.zeros_like(x), torch.zeros(8, 2)).dim()
         0
     """
-    check_tensor("x1", x1, dim=2)
-    t = torch.rand(x1.shape[0], dtype=x1.dtype, device=x1.device)
+    check_tensor("x1", x1, min_dim=2)
+    t = torch.rand(x1.shape[:-1], dtype=x1.dtype, device=x1.device)
     x0 = torch.randn_like(x1)
     xt = (1 - t).unsqueeze(-1) * x0 + t.unsqueeze(-1) * x1
-    return (net(xt, t) - (x1 - x0)).pow(2).sum(-1).mean()
+    return (net(xt, t) - (x1 - x0)).pow(2).sum(-1).mean(-1)
 
 
-def train_ring_net(
+def train_ring_nets(
     loss: Callable[[nn.Module, torch.Tensor], torch.Tensor],
-    seed: int,
+    seeds: Iterable[int],
     steps: int,
     device: torch.device | str | None = None,
     n_train: int = 20_000,
     batch_size: int = 256,
     lr: float = 3e-3,
-) -> tuple[EpsilonNet, list[float]]:
-    r"""Train the diffusion chapters' small network on the ring of eight Gaussians.
+) -> tuple[list[EpsilonNet], np.ndarray]:
+    r"""Train the diffusion chapters' small network on the ring of eight Gaussians, once per seed.
 
     One function for every chapter that trains a continuous-time network on the ring, so
-    that two chapters comparing the same thing use the same network: the same ``loss``,
-    ``seed`` and ``steps`` give the same weights (on the same device). The seed fixes
-    everything: the ``n_train`` training points drawn from :func:`ring_mixture`, the
-    initial weights of ``EpsilonNet(2, T=1, hidden=64, layers=3)``, the mini-batches of
-    ``batch_size`` (drawn with replacement) and the noise inside ``loss``. Training runs
-    in single precision, whatever torch's default dtype, with :func:`vbtutor.train.fit`
-    (Adam, learning rate ``lr``). Chapters sde and flow_matching.
+    that two chapters comparing the same thing use the same networks: the same ``loss``,
+    ``seeds`` and ``steps`` give the same weights (on the same device). Seed ``s`` fixes
+    its network's ``n_train`` training points, drawn from :func:`ring_mixture`, and the
+    initial weights of its ``EpsilonNet(2, T=1, hidden=64, layers=3)``. The networks then
+    train side by side (:func:`vbtutor.train.fit_seeds`: Adam with learning rate ``lr``),
+    each on mini-batches of ``batch_size`` of its own points (drawn with replacement)
+    and its own noise inside ``loss``. Training runs in single precision, whatever
+    torch's default dtype. Chapters sde and flow_matching.
 
     Arguments:
         loss: ``loss(net, batch)``, e.g. :func:`dsm_loss` (a noise predictor, the
-            score network of chapter sde) or :func:`cfm_loss` (a velocity field).
-        seed: a non-negative integer.
+            score network of chapter sde) or :func:`cfm_loss` (a velocity field); it
+            must take a batch of shape ``(S, n, 2)`` and return ``S`` losses.
+        seeds: at least one non-negative integer.
         steps: optimiser steps, at least 1.
         device: where to train (default: the CPU).
-        n_train: size of the training sample.
+        n_train: size of each network's training sample.
         batch_size: mini-batch size.
         lr: Adam learning rate.
 
     Returns:
-        ``(net, losses)``: the trained network in double precision on the CPU, in eval
-        mode (the samplers run in float64), and the training loss of every step.
+        ``(nets, losses)``: the trained networks in double precision on the CPU, in eval
+        mode (the samplers run in float64), and every step's training loss per network,
+        an array of shape ``(steps, len(seeds))``.
 
     Example:
-        >>> a, _ = train_ring_net(cfm_loss, seed=1, steps=3, n_train=64, batch_size=8)
-        >>> b, _ = train_ring_net(cfm_loss, seed=1, steps=3, n_train=64, batch_size=8)
-        >>> all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+        >>> a, _ = train_ring_nets(cfm_loss, [1, 2], steps=3, n_train=64, batch_size=8)
+        >>> b, _ = train_ring_nets(cfm_loss, [1, 2], steps=3, n_train=64, batch_size=8)
+        >>> all(torch.equal(p, q) for p, q in zip(a[1].parameters(), b[1].parameters()))
         True
     """
-    check_positive_int("steps", steps)
     check_positive_int("n_train", n_train)
     check_positive_int("batch_size", batch_size)
     device = torch.device(device or "cpu")
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
+    points = []
+
+    def make() -> EpsilonNet:
+        points.append(ring_mixture().sample((n_train,)).to(device))
+        return EpsilonNet(2, T=1, hidden=64, layers=3).to(device)
+
+    def stacked_loss(stacked: nn.Module) -> torch.Tensor:
+        train = torch.stack(points)
+        idx = torch.randint(0, n_train, (len(points), batch_size), device=device)
+        return loss(stacked, train.gather(1, idx.unsqueeze(-1).expand(-1, -1, 2)))
+
     try:
-        seed_everything(seed)
-        train = ring_mixture().sample((n_train,)).to(device)
-        net = EpsilonNet(2, T=1, hidden=64, layers=3).to(device)
-
-        def loss_fn() -> torch.Tensor:
-            idx = torch.randint(0, n_train, (batch_size,), device=device)
-            return loss(net, train[idx])
-
-        losses = fit(loss_fn, net.parameters(), steps, lr=lr)
+        nets, losses = fit_seeds(make, seeds, stacked_loss, steps, lr=lr)
     finally:
         torch.set_default_dtype(default)
-    return net.double().cpu().eval(), losses
+    return [net.double().cpu().eval() for net in nets], losses
 
 
 @torch.no_grad()

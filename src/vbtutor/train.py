@@ -12,6 +12,7 @@ import torch
 from torch import distributions as D
 from tqdm.auto import trange
 
+from ._checks import check_seeds
 from .bounds import elbo
 from .nn import stack_networks, unstack_networks
 from .plotting import use_book_style
@@ -27,6 +28,7 @@ __all__ = [
     "fit",
     "gradient_samples",
     "fit_vae",
+    "fit_seeds",
     "fit_vae_seeds",
 ]
 
@@ -337,6 +339,66 @@ def fit_vae(
     return history
 
 
+def fit_seeds(
+    make: Callable[[], torch.nn.Module],
+    seeds: Iterable[int],
+    loss: Callable[[torch.nn.Module], torch.Tensor],
+    steps: int,
+    lr: float = 1e-3,
+    progress: bool | None = None,
+) -> tuple[list, np.ndarray]:
+    """Train one model per seed, all side by side, each on its own loss.
+
+    For each seed, :func:`seed_everything` then ``make()`` builds that seed's model, so its
+    initial weights are those a single run from the seed would start with. The copies are
+    stacked (:func:`vbtutor.nn.stack_networks`) and trained with :func:`fit` on the sum
+    of their losses. Adam's update of a weight depends only on that weight's gradient, so
+    each copy follows an independent training run; the copies' batches and draws come
+    from one random stream (continuing after the last ``make()``), so a copy's run depends
+    on the other seeds trained with it, and is reproduced by the same call. For small
+    networks, ``S`` copies cost little more than one.
+
+    Arguments:
+        make: builds one model; every parameter must sit in an ``nn.Linear`` layer.
+        seeds: at least one non-negative integer.
+        loss: ``loss(stacked)`` returns the copies' losses for one step, shape ``(S,)``:
+            it draws its own batches with a leading seed axis, ``(S, B, ...)``.
+        steps, lr, progress: as in :func:`fit`.
+
+    Returns:
+        ``(models, losses)``: the trained models in the order of ``seeds``, and every
+        step's loss per copy, an array of shape ``(steps, S)``.
+
+    Example:
+        >>> target = torch.tensor([[1.0], [2.0]])  # copy s fits the constant target[s]
+        >>> def loss(stacked):
+        ...     return (stacked(torch.ones(2, 1, 1)) - target[:, None]).pow(2).mean((1, 2))
+        >>> fits, losses = fit_seeds(lambda: torch.nn.Linear(1, 1), [0, 1], loss, 500, 0.05)
+        >>> [round(m(torch.ones(1)).item(), 2) for m in fits], losses.shape
+        ([1.0, 2.0], (500, 2))
+    """
+    seeds = check_seeds(seeds)
+    models = []
+    for seed in seeds:
+        seed_everything(seed)
+        models.append(make())
+    stacked = stack_networks(models)
+    history = []
+
+    def total() -> torch.Tensor:
+        each = loss(stacked)
+        if each.shape != (len(models),):
+            raise ValueError(
+                f"loss must return one loss per seed, shape ({len(models)},),"
+                f" got {tuple(each.shape)}"
+            )
+        history.append(each.detach())
+        return each.sum()
+
+    fit(total, stacked.parameters(), steps=steps, lr=lr, progress=progress)
+    return unstack_networks(stacked, models), torch.stack(history).cpu().numpy()
+
+
 def fit_vae_seeds(
     make: Callable[[], torch.nn.Module],
     seeds: Iterable[int],
@@ -349,12 +411,8 @@ def fit_vae_seeds(
 ) -> list:
     """Train one VAE per seed, all side by side, and return them in the order of ``seeds``.
 
-    For each seed, :func:`seed_everything` then ``make()`` builds that seed's model, so its
-    initial weights are those a single run from the seed would start with. The copies are
-    stacked (:func:`vbtutor.nn.stack_networks`): at every step each copy gets its own
-    mini-batch of ``batch_size`` rows of ``x`` and its own Monte Carlo draws, and the loss
-    is the sum of the copies' negative objectives. Adam's update of a weight depends only
-    on that weight's gradient, so each copy follows an independent training run; the
+    :func:`fit_seeds` with the negative ``objective``: at every step each copy gets its
+    own mini-batch of ``batch_size`` rows of ``x`` and its own Monte Carlo draws. The
     batches and draws come from one random stream, so the runs are not bit-identical to
     separate calls of :func:`fit_vae`. For small networks this costs little more than one
     run (with many Monte Carlo draws per point, ``k``, the saving disappears).
@@ -376,23 +434,13 @@ def fit_vae_seeds(
         >>> len(vaes), type(vaes[0]).__name__
         (2, 'BernoulliVAE')
     """
-    seeds = list(seeds)
-    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise ValueError(
-            f"seeds must be non-negative ints, at least one, got {seeds!r}"
-        )
+    seeds = check_seeds(seeds)
     _check_batches(x, batch_size)
     objective = objective or elbo
-    models = []
-    for seed in seeds:
-        seed_everything(seed)
-        models.append(make())
-    stacked = stack_networks(models)
-    shape = (len(models), batch_size)
+    shape = (len(seeds), batch_size)
 
-    def loss() -> torch.Tensor:
+    def loss(stacked: torch.nn.Module) -> torch.Tensor:
         batch = x[torch.randint(0, len(x), shape, device=x.device)]
-        return -objective(stacked, stacked.encode(batch), batch, k).value.mean(-1).sum()
+        return -objective(stacked, stacked.encode(batch), batch, k).value.mean(-1)
 
-    fit(loss, stacked.parameters(), steps=steps, lr=lr)
-    return unstack_networks(stacked, models)
+    return fit_seeds(make, seeds, loss, steps, lr)[0]
