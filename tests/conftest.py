@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 import matplotlib
@@ -16,6 +15,7 @@ import torch  # noqa: E402
 from torch import distributions as D  # noqa: E402
 
 from vbtutor.models import LinearGaussian  # noqa: E402
+from vbtutor.report import mean_se  # noqa: E402
 
 #: Monte Carlo checks accept |estimate - exact| < N_SE standard errors.
 N_SE = 4.0
@@ -53,10 +53,11 @@ def to_numpy(a) -> np.ndarray:
 
 
 def mean_and_se(samples, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sample mean and its standard error (sd / sqrt(n)) along ``axis``."""
-    a = to_numpy(samples)
-    n = a.shape[axis]
-    return a.mean(axis), a.std(axis, ddof=1) / math.sqrt(n)
+    """Sample mean and its standard error (sd / sqrt(n)) along ``axis``, as arrays.
+
+    :func:`vbtutor.report.mean_se`, itself checked against ``scipy.stats.sem``."""
+    mean, se = mean_se(to_numpy(samples), axis)
+    return np.asarray(mean), np.asarray(se)
 
 
 def assert_within_se(estimate, exact, se, n_se: float = N_SE) -> None:

@@ -26,6 +26,7 @@ from vbtutor.train import (
     seed_everything,
     setup,
     show_progress,
+    unvalidated,
 )
 
 
@@ -398,3 +399,33 @@ def test_fit_seeds_wants_one_loss_per_seed():
 
     with raises_naming("loss"):
         fit_seeds(lambda: MLP((1, 1)), [0, 1], summed, steps=2)
+
+
+def test_unvalidated_turns_the_checks_off_and_back_on():
+    assert torch.distributions.Distribution._validate_args
+    with pytest.raises(RuntimeError), unvalidated():
+        torch.distributions.Normal(0.0, -1.0)  # accepted: no check
+        raise RuntimeError("leave the block by an error")
+    with pytest.raises(ValueError):  # restored, even after the error
+        torch.distributions.Normal(0.0, -1.0)
+    with unvalidated(skip=False), pytest.raises(ValueError):
+        torch.distributions.Normal(0.0, -1.0)
+
+
+def test_fit_validates_the_first_step_and_skips_the_checks_later():
+    w = torch.nn.Parameter(torch.tensor(1.0))
+    seen = []
+
+    def loss_fn():
+        seen.append(torch.distributions.Distribution._validate_args)
+        return torch.distributions.Normal(w, 1.0).log_prob(torch.tensor(0.5)) ** 2
+
+    fit(loss_fn, [w], steps=3, progress=False)
+    assert seen == [True, False, False]
+    assert torch.distributions.Distribution._validate_args  # restored
+
+    def bad_scale():
+        return torch.distributions.Normal(0.0, -w).log_prob(torch.tensor(0.5))
+
+    with pytest.raises(ValueError, match="scale"):  # caught on the first step
+        fit(bad_scale, [w], steps=3, progress=False)

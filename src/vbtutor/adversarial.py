@@ -13,7 +13,7 @@ from tqdm.auto import trange
 from ._checks import check_positive, check_positive_int, check_seeds, check_tensor
 from .models import VAE
 from .nn import MLP, stack_networks, unstack_networks
-from .train import seed_everything, show_progress
+from .train import seed_everything, show_progress, unvalidated
 
 __all__ = ["Discriminator", "vaegan_losses", "train_vaegan", "train_vaegan_seeds"]
 
@@ -201,9 +201,11 @@ def _train_vaegan(
     }
     optimisers = {k: torch.optim.Adam(v, lr=lr) for k, v in groups.items()}
     history: dict[str, list] = {}
-    for _ in trange(steps, desc="VAE-GAN", leave=False, disable=not show_progress()):
+    bar = trange(steps, desc="VAE-GAN", leave=False, disable=not show_progress())
+    for step in bar:
         batch = x[torch.randint(0, len(x), batch_shape, device=x.device)]
-        losses = vaegan_losses(vae, disc, batch, gamma)
+        with unvalidated(step > 0):  # checks on the first step only
+            losses = vaegan_losses(vae, disc, batch, gamma)
         for name, params in groups.items():
             # a sum over stacked copies: each copy's gradient is its own loss's
             grads = torch.autograd.grad(losses[name].sum(), params, retain_graph=True)
