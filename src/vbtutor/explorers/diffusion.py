@@ -1,19 +1,26 @@
-"""Explorers of the chapters ddpm, sde and flow_matching."""
+"""Explorers of the chapters ddpm, sde, fokker_planck and flow_matching."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import distributions as D
 
 from .. import diffusion as dd
+from ..fokker_planck import VPMixture1D, solve_fokker_planck
 from ..plotting import TEXT_WIDTH
-from ..widgets import Explorer, choice, integer, log_scale
+from ..widgets import Explorer, choice, integer, log_scale, number
 from ._common import memo
 
-__all__ = ["ddpm_explorer", "sde_explorer", "flow_matching_explorer"]
+__all__ = [
+    "ddpm_explorer",
+    "sde_explorer",
+    "fokker_planck_explorer",
+    "flow_matching_explorer",
+]
 
 #: Margins of the two-panel figures here: room for two-line titles above the panels and
 #: for axis labels and a legend below them.
@@ -330,6 +337,81 @@ def sde_explorer(
     return Explorer(
         render, params, title="VP-SDE samplers by sampler and steps", new_draw=True
     )
+
+
+def fokker_planck_explorer(mixture: VPMixture1D, paths: int = 2000, width: float = 6.0):
+    r"""The VP density at time t three ways, by t and grid size (chapter fokker_planck).
+
+    The left panel shows :math:`p_t` in closed form, the finite-difference solution of
+    the Fokker-Planck equation on a grid of ``grid`` points over [-``width``,
+    ``width``] (:func:`vbtutor.fokker_planck.solve_fokker_planck`, started from
+    :math:`p_0`), and a histogram of ``paths`` Euler-Maruyama paths of the SDE (1,000
+    steps per unit of time, from draws of :math:`p_0`; "new draw" draws new paths). The
+    right panel shows the finite-difference error over the grid, on a log scale.
+
+    Arguments:
+        mixture: the data and the SDE, a :class:`vbtutor.fokker_planck.VPMixture1D`.
+        paths: number of simulated paths.
+        width: half-width of the grid.
+
+    Returns:
+        An :class:`~vbtutor.widgets.Explorer` over ``t`` (0.01 to 1) and ``grid`` (41,
+        81 or 161 points), with a "new draw" button.
+    """
+    if not isinstance(mixture, VPMixture1D):
+        raise ValueError("mixture must be a vbtutor.fokker_planck.VPMixture1D")
+    if not isinstance(paths, int) or paths < 100:
+        raise ValueError(f"paths must be an int of at least 100, got {paths!r}")
+
+    def density(x: np.ndarray, t: float) -> np.ndarray:
+        return mixture.density(torch.as_tensor(x), torch.tensor(t)).numpy()
+
+    @memo
+    def simulated(t: float, seed: int) -> np.ndarray:
+        generator = torch.Generator().manual_seed(seed)
+        x = mixture.sample(paths, generator).unsqueeze(-1)
+        grid = torch.linspace(0.0, t, max(10, round(1000 * t)) + 1, dtype=x.dtype)
+        noise = dd.euler_maruyama(
+            mixture.drift, lambda s: math.sqrt(mixture.beta(s)), x, grid, generator
+        )
+        return noise[:, 0].numpy()
+
+    def render(t: float, grid: int, seed: int) -> Figure:
+        x = np.linspace(-width, width, grid)
+        solved = solve_fokker_planck(
+            lambda x, s: mixture.drift(x, s),
+            lambda x, s: mixture.diffusion_sq(x, s),
+            density(x, 0.0),
+            x,
+            [0.0, t],
+        )[-1]
+        fine = np.linspace(-width, width, 801)
+        fig = Figure(figsize=(TEXT_WIDTH, 3.4))
+        left, right = fig.subplots(1, 2, gridspec_kw=LAYOUT)
+        left.hist(
+            simulated(t, seed),
+            bins=60,
+            range=(-width, width),
+            density=True,
+            color="C0",
+            alpha=0.35,
+            label=f"{paths} SDE paths",
+        )
+        left.plot(fine, density(fine, t), "k", lw=1.5, label="closed form")
+        left.plot(x, solved, "C1--", lw=1.5, label=f"Fokker-Planck, {grid} points")
+        left.set(xlabel="x", ylabel="density", title=f"$p_t$ at t = {t:.2f}")
+        error = np.abs(solved - density(x, t))
+        right.semilogy(x, np.maximum(error, 1e-12), "C1", lw=1.2)
+        right.set(xlabel="x", ylabel="|finite differences - exact|", ylim=(1e-9, 1))
+        right.set_title(f"largest error {error.max():.1e}")
+        fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=3)
+        return fig
+
+    params = [
+        number("t", 0.01, 1.0, [0.02, 0.1, 0.3, 1.0], default=0.1),
+        choice("grid", [41, 81, 161], default=81, label="grid points"),
+    ]
+    return Explorer(render, params, title="Fokker-Planck by t and grid", new_draw=True)
 
 
 def flow_matching_explorer(
