@@ -282,3 +282,41 @@ def test_flow_explorer_checks_its_input(flow_setup):
         explorers.flow_matching_explorer(
             gaussian_velocity, test, noise, test[:1], points=10
         )
+
+
+@pytest.fixture(scope="module")
+def fp_explorer():
+    from vbtutor.fokker_planck import VPMixture1D
+
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(F64)
+    try:
+        mixture = VPMixture1D([0.3, 0.7], [-2.0, 1.5], [0.3, 0.5])
+        yield mixture, explorers.fokker_planck_explorer(mixture, paths=300)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def test_fokker_planck_explorer_recomputes_for_any_time_and_grid(fp_explorer):
+    _, explorer = fp_explorer
+    assert [p.name for p in explorer.params] == ["t", "grid"]
+    assert explorer.new_draw and len(explorer.frames) == 12
+    assert_live(explorer, t=0.37, grid=161)
+    assert_live(explorer, t=0.61, grid=41, seed=2)
+
+
+def test_fokker_planck_explorer_error_panel_shrinks_with_the_grid(fp_explorer):
+    _, explorer = fp_explorer
+    titles = []
+    for grid in (41, 161):
+        fig = explorer.render(t=0.3, grid=grid, seed=0)
+        titles.append(float(fig.axes[1].get_title().split()[-1]))
+    assert titles[1] < titles[0] / 8  # second order: 16 times smaller in theory
+
+
+def test_fokker_planck_explorer_checks_its_input(fp_explorer):
+    mixture, _ = fp_explorer
+    with raises_naming("mixture"):
+        explorers.fokker_planck_explorer(dd.ring_mixture())
+    with raises_naming("paths"):
+        explorers.fokker_planck_explorer(mixture, paths=10)

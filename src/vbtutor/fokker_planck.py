@@ -21,7 +21,7 @@ from scipy import sparse
 from scipy.integrate import solve_ivp
 
 from ._checks import check_positive, check_positive_int, check_tensor
-from .diffusion import vp_beta, vp_marginal
+from .diffusion import vp_marginal
 from .flows import cnf_integrate
 
 __all__ = [
@@ -73,8 +73,9 @@ class VPMixture1D:
         self.beta_min, self.beta_max = beta_min, beta_max
 
     def beta(self, t):
-        """The noise rate :math:`\beta(t)`."""
-        return vp_beta(t, self.beta_min, self.beta_max)
+        """The noise rate :math:`\beta(t)` (as :func:`vbtutor.diffusion.vp_beta`, with the
+        schedule checked once, not at every call of a solver)."""
+        return self.beta_min + t * (self.beta_max - self.beta_min)
 
     def drift(self, x, t):
         """:math:`\\mu(x, t) = -\tfrac12\beta(t)x`."""
