@@ -554,3 +554,23 @@ def test_score_surrogate_has_the_value_of_the_elbo_estimate(model, x):
 def test_score_surrogate_rejects_bad_k(model, x, k):
     with raises_naming("k"):
         bounds.elbo_score_surrogate(model, poor_proposal(model, x), x, k=k)
+
+
+def test_effective_sample_size_of_no_weights_is_an_error():
+    # issue 16, D9: an empty set of weights used to give NaN
+    with raises_naming("log_w"):
+        bounds.effective_sample_size(torch.zeros(0))
+    with raises_naming("log_w"):
+        bounds.effective_sample_size(torch.zeros(3, 0), dim=1)
+
+
+def test_numpy_integers_are_accepted_as_k(model, x):
+    # issue 16, D10: k = np.int64(5) was rejected as "not an int"
+    q = model.posterior(x)
+    torch.manual_seed(0)
+    with_numpy = bounds.iwae(model, q, x, k=np.int64(5)).value
+    torch.manual_seed(0)
+    with_int = bounds.iwae(model, q, x, k=5).value
+    torch.testing.assert_close(with_numpy, with_int)
+    with raises_naming("k"):
+        bounds.iwae(model, q, x, k=np.int64(0))

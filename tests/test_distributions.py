@@ -433,6 +433,15 @@ def test_quadrature_and_fit_bad_input_is_named():
         vd.fit_gaussian_1d(D.Normal(torch.zeros(2), 1.0))
 
 
+def test_compare_estimate_with_zero_spread_is_exact_or_infinitely_far():
+    # issue 16, D4: KL(p || p) from p's own draws has zero SE; this divided by it
+    p = D.Normal(torch.tensor(0.0), 1.0)
+    line = vd.compare_estimate(vd.kl_monte_carlo(p, p, n=100), 0.0, digits=2)
+    assert line == "0.00 ± 0.00 (0.0 SE from 0.00)"
+    off = Estimate(torch.tensor(1.0), torch.tensor(0.0))
+    assert vd.compare_estimate(off, 0.0, digits=1) == "1.0 ± 0.0 (inf SE from 0.0)"
+
+
 def test_compare_estimate_reports_the_distance_in_standard_errors():
     e = Estimate(torch.tensor(1.5), torch.tensor(0.25))
     assert vd.compare_estimate(e, 1.0, digits=2) == "1.50 ± 0.25 (2.0 SE from 1.00)"

@@ -237,3 +237,13 @@ def test_sampling_is_reproducible_with_a_generator():
     a, _ = flow.sample_and_log_prob(5, torch.Generator().manual_seed(0))
     b, _ = flow.sample_and_log_prob(5, torch.Generator().manual_seed(0))
     assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+
+
+def test_planar_u_hat_with_w_zero_is_u_and_has_finite_gradients():
+    # issue 16, D8: w = 0 (a translation, invertible for any u) divided 0 by 0
+    u = torch.tensor([1.0, -2.0], requires_grad=True)
+    w = torch.zeros(2, requires_grad=True)
+    u_hat = flows.planar_u_hat(u, w)
+    torch.testing.assert_close(u_hat, u.detach())
+    u_hat.sum().backward()
+    assert torch.isfinite(u.grad).all() and torch.isfinite(w.grad).all()

@@ -125,6 +125,13 @@ def test_cluster_accuracy_is_invariant_to_relabelling_and_matches_brute_force():
     assert cluster_accuracy(perm[clusters], labels) == pytest.approx(best)
 
 
+def test_cluster_accuracy_takes_negative_labels_as_labels():
+    # issue 16, D3: -1 (DBSCAN's noise) used to wrap around as an index and give 1.0
+    assert cluster_accuracy([-1, 1, 0, 0], [0, 0, 1, 1]) == pytest.approx(0.75)
+    shifted = cluster_accuracy(np.array([5, 5, 0, 0, 1]) - 3, [0, 0, 1, 1, 1])
+    assert shifted == pytest.approx(cluster_accuracy([2, 2, 0, 0, 1], [0, 0, 1, 1, 1]))
+
+
 def test_cluster_accuracy_counts_surplus_clusters_as_errors():
     assert cluster_accuracy([0, 1, 2, 3], [0, 0, 1, 1]) == pytest.approx(0.5)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 __all__ = ["check_tensor", "check_positive_int", "check_positive"]
@@ -25,10 +27,12 @@ def check_tensor(name: str, value, dim: int | None = None, min_dim: int | None =
 
 
 def check_positive_int(name: str, value) -> int:
-    """Return ``value`` after checking it is an int of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """Return ``value`` as an int after checking it is an integer of at least 1.
+
+    NumPy integers count as integers; ``bool`` does not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_positive(name: str, value) -> None:

@@ -61,6 +61,8 @@ def effective_sample_size(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
         tensor(10.)
     """
     check_tensor("log_w", log_w, min_dim=1)
+    if log_w.shape[dim] == 0:
+        raise ValueError(f"log_w needs at least one weight along dim {dim}, got none")
     return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))
 
 

@@ -291,7 +291,10 @@ def compare_estimate(estimate: Estimate, exact, digits: int = 4) -> str:
     check_positive_int("digits", digits)
     value, se = estimate.value.item(), estimate.se.item()
     exact = torch.as_tensor(exact).item()
-    z = abs(value - exact) / se
+    if se > 0:
+        z = abs(value - exact) / se
+    else:  # no spread (e.g. KL(p || p) estimated from p's own draws): exact or not
+        z = 0.0 if value == exact else math.inf
     return f"{value:.{digits}f} ± {se:.{digits}f} ({z:.1f} SE from {exact:.{digits}f})"
 
 

@@ -158,8 +158,10 @@ def planar_u_hat(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"u must have the shape of w {tuple(w.shape)}, got {tuple(u.shape)}"
         )
-    wu = w @ u
-    return u + (F.softplus(wu) - 1 - wu) * w / (w @ w)
+    wu, ww = w @ u, w @ w
+    # w = 0 makes the map a translation, invertible for any u: then u_hat = u
+    safe = torch.where(ww > 0, ww, torch.ones_like(ww))
+    return u + (F.softplus(wu) - 1 - wu) * w / safe
 
 
 class Planar(_Transform):

@@ -100,7 +100,8 @@ def cluster_accuracy(clusters, labels) -> float:
     Chapter: gmvae.
 
     Arguments:
-        clusters: integer cluster index of each item, shape ``(n,)``.
+        clusters: integer cluster index of each item, shape ``(n,)``; any integers,
+            negative ones included (e.g. -1 for the noise points of DBSCAN).
         labels: integer true class of each item, shape ``(n,)``.
 
     Returns:
@@ -119,6 +120,9 @@ def cluster_accuracy(clusters, labels) -> float:
         )
     if not (np.issubdtype(c.dtype, np.integer) and np.issubdtype(y.dtype, np.integer)):
         raise ValueError("clusters and labels must hold integers")
+    # any integers (e.g. -1 for noise points) index the table through their ranks
+    c = np.unique(c, return_inverse=True)[1]
+    y = np.unique(y, return_inverse=True)[1]
     table = np.zeros((c.max() + 1, y.max() + 1))
     np.add.at(table, (c, y), 1)
     rows, cols = optimize.linear_sum_assignment(-table)
