@@ -125,6 +125,15 @@ def test_cluster_accuracy_is_invariant_to_relabelling_and_matches_brute_force():
     assert cluster_accuracy(perm[clusters], labels) == pytest.approx(best)
 
 
+def test_frechet_distance_of_one_feature_is_the_gaussian_formula():
+    # issue 16, D2: np.cov gives a 0-d array for d = 1, and scipy failed on it
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(0.0, 1.0, (50, 1)), rng.normal(0.5, 2.0, (60, 1))
+    sa, sb = a.std(ddof=1), b.std(ddof=1)
+    expected = (a.mean() - b.mean()) ** 2 + (sa - sb) ** 2  # 1-D: (s_a - s_b)^2
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-10)
+
+
 def test_cluster_accuracy_takes_negative_labels_as_labels():
     # issue 16, D3: -1 (DBSCAN's noise) used to wrap around as an index and give 1.0
     assert cluster_accuracy([-1, 1, 0, 0], [0, 0, 1, 1]) == pytest.approx(0.75)

@@ -80,7 +80,9 @@ def frechet_distance(a, b) -> float:
         )
     if len(a) < 2 or len(b) < 2:
         raise ValueError("a and b need at least 2 rows each")
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # np.cov returns a 0-d array for one feature: keep the (d, d) shape
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
     # tr (S_a S_b)^(1/2) = tr (R S_b R)^(1/2) with R = S_a^(1/2): a symmetric PSD root,
     # stable even when a covariance is singular (dead ReLU units give zero variance).
     evals, evecs = linalg.eigh(cov_a)
