@@ -247,3 +247,17 @@ def test_planar_u_hat_with_w_zero_is_u_and_has_finite_gradients():
     torch.testing.assert_close(u_hat, u.detach())
     u_hat.sum().backward()
     assert torch.isfinite(u.grad).all() and torch.isfinite(w.grad).all()
+
+
+def test_planar_log_det_stays_finite_where_the_jacobian_is_tiny():
+    # issue 16, D7: w.u_hat rounds to -1 for w.u = -50, and log|1 + w.u_hat| was -inf
+    t = flows.Planar(2).double()
+    with torch.no_grad():
+        t.w.copy_(torch.tensor([1.0, 0.0]))
+        t.u.copy_(torch.tensor([-50.0, 0.0]))
+    x = torch.zeros(1, 2, dtype=torch.float64)
+    assert t.log_abs_det_jacobian(x, t(x)).item() == pytest.approx(-50.0, rel=1e-9)
+    with torch.no_grad():  # w = 0: a translation, log-determinant 0
+        t.w.zero_()
+        t.b.fill_(0.3)
+    assert t.log_abs_det_jacobian(x, t(x)).item() == pytest.approx(0.0, abs=1e-12)

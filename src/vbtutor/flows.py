@@ -217,7 +217,13 @@ class Planar(_Transform):
     def _forward_and_log_det(self, x):
         u_hat = self.u_hat()
         h = torch.tanh(x @ self.w + self.b)
-        log_det = torch.log((1 + (1 - h**2) * (self.w @ u_hat)).abs())
+        # 1 + (1 - h^2) w.u_hat with 1 + w.u_hat = softplus(w.u) > 0 (1 when w = 0):
+        # as h^2 + (1 - h^2) softplus(w.u) no cancellation turns a tiny determinant
+        # into log 0
+        one_plus = torch.where(
+            self.w @ self.w > 0, F.softplus(self.w @ self.u), torch.ones(())
+        )
+        log_det = torch.log(h**2 + (1 - h**2) * one_plus)
         return x + u_hat * h[:, None], log_det
 
 
