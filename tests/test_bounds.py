@@ -574,3 +574,19 @@ def test_numpy_integers_are_accepted_as_k(model, x):
     torch.testing.assert_close(with_numpy, with_int)
     with raises_naming("k"):
         bounds.iwae(model, q, x, k=np.int64(0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_iwae_gap_far_below_the_marginal_stays_finite(dtype):
+    # issue 16, D5: w_bar = exp(-120) underflows in float32 (and exp(-800) in float64),
+    # and log(w_bar) was -inf with a NaN standard error
+    depth = 120.0 if dtype == torch.float32 else 800.0
+    log_w = torch.full((20, 10), -depth, dtype=dtype)
+    log_w[0] += torch.linspace(0, 1, 10, dtype=dtype)  # replicates differ a little
+    gap = bounds.iwae_gap(log_w, 0.0)
+    assert torch.isfinite(gap.value) and torch.isfinite(gap.se)
+    exact = -(
+        bounds.log_mean_exp(log_w.double(), 0)
+        - torch.expm1(bounds.log_mean_exp(log_w.double(), 0))
+    ).mean()
+    assert gap.value.item() == pytest.approx(exact.item(), rel=1e-5)

@@ -312,10 +312,9 @@ def iwae_gap(log_w: torch.Tensor, log_px: torch.Tensor | float) -> Estimate:
         raise ValueError(
             f"log_w needs at least 2 replicates along dim 1, got {log_w.shape[1]}"
         )
-    w_bar = torch.exp(
-        log_mean_exp(log_w, 0) - torch.as_tensor(log_px, dtype=log_w.dtype)
-    )
-    g = torch.log(w_bar) - (w_bar - 1)
+    # log w_bar directly, not log(exp(.)): far below p(x), w_bar underflows to 0
+    log_w_bar = log_mean_exp(log_w, 0) - torch.as_tensor(log_px, dtype=log_w.dtype)
+    g = log_w_bar - torch.expm1(log_w_bar)
     return _mean_and_se(-g)
 
 
