@@ -590,3 +590,22 @@ def test_iwae_gap_far_below_the_marginal_stays_finite(dtype):
         - torch.expm1(bounds.log_mean_exp(log_w.double(), 0))
     ).mean()
     assert gap.value.item() == pytest.approx(exact.item(), rel=1e-5)
+
+
+def test_elbo_split_one_takes_a_full_covariance_posterior(model, x):
+    # issue 16, D1: torch has no KL(MultivariateNormal || Independent Normal), so the
+    # exact posterior, which elbo and iwae accept, failed here
+    post = model.posterior(x)
+    torch.manual_seed(1)
+    split = bounds.elbo_split_one(model, post, x, k=2000)
+    exact = model.log_marginal(x)  # q = posterior: the ELBO is log p(x)
+    assert_within_se(split.value, exact, split.se)
+
+
+def test_elbo_split_one_without_a_closed_form_kl_names_q(model, x):
+    mixture = D.MixtureSameFamily(
+        D.Categorical(torch.ones(2, dtype=torch.float64)),
+        D.Independent(D.Normal(torch.zeros(2, 2, dtype=torch.float64), 1.0), 1),
+    )
+    with raises_naming("q"):
+        bounds.elbo_split_one(model, mixture, x[0], k=3)

@@ -173,8 +173,35 @@ def elbo_split_one(
     recon = _mean_and_se(
         model.log_joint(x, z) - prior.log_prob(z)
     )  # log p(x|z); checks x
-    kl = D.kl_divergence(q, prior)
+    kl = _closed_form_kl(q, prior)
     return Estimate(recon.value - kl, recon.se)
+
+
+def _as_full_gaussian(dist: D.Distribution) -> D.Distribution:
+    """An ``Independent`` diagonal Normal as the equal ``MultivariateNormal``; else as is."""
+    if (
+        isinstance(dist, D.Independent)
+        and isinstance(dist.base_dist, D.Normal)
+        and dist.reinterpreted_batch_ndims == 1
+    ):
+        base = dist.base_dist
+        return D.MultivariateNormal(base.loc, scale_tril=torch.diag_embed(base.scale))
+    return dist
+
+
+def _closed_form_kl(q: D.Distribution, p: D.Distribution) -> torch.Tensor:
+    """KL(q || p) by torch's registered formulas, a diagonal Gaussian taken as a full one
+    when torch has no formula for the mixed pair (a full q against a diagonal prior)."""
+    try:
+        return D.kl_divergence(q, p)
+    except NotImplementedError:
+        try:
+            return D.kl_divergence(_as_full_gaussian(q), _as_full_gaussian(p))
+        except NotImplementedError:
+            raise ValueError(
+                f"q: no closed-form KL from {type(q).__name__} to the prior"
+                f" {type(p).__name__}; use elbo or elbo_split_three"
+            ) from None
 
 
 def elbo_split_three(
