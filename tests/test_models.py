@@ -510,3 +510,32 @@ def test_gmvae_needs_two_components(k):
 def test_gmvae_rejects_y_of_the_wrong_width(gmvae):
     with raises_naming("y"):
         gmvae.elbo_terms(torch.zeros(2, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("sigma", [1e-3, 1e-6, 1e-8])
+def test_log_marginal_is_exact_at_tiny_noise(sigma):
+    # issue 16, D6: through the D x D covariance, log p(x) lost all precision as
+    # sigma -> 0 (off by 5e-4 at 1e-6, a failed Cholesky at 1e-8); the reference is
+    # the same formula in 50-digit arithmetic
+    mpmath = pytest.importorskip("mpmath")
+    model = LinearGaussian.random(5, 2, sigma=sigma, seed=0)
+    x = model.sample(4, torch.Generator().manual_seed(1))
+    mpmath.mp.dps = 50
+    W = mpmath.matrix(model.W.detach().tolist())
+    cov = W * W.T + mpmath.mpf(sigma) ** 2 * mpmath.eye(5)
+    for row, got in zip(x.tolist(), model.log_marginal(x).tolist(), strict=True):
+        r = mpmath.matrix(row) - mpmath.matrix(model.b.detach().tolist())
+        quad = (r.T * mpmath.lu_solve(cov, r))[0]
+        exact = (
+            -(5 * mpmath.log(2 * mpmath.pi) + mpmath.log(mpmath.det(cov)) + quad) / 2
+        )
+        # x itself is stored to ~1e-16: its part off W's span (size sigma) is known
+        # only to ~1e-16 / sigma relative, and the quadratic form inherits that
+        assert got == pytest.approx(float(exact), rel=0, abs=max(1e-9, 3e-14 / sigma))
+
+
+def test_ppca_mle_on_noise_free_data_names_x():
+    # issue 16, D6: the error blamed "sigma", an argument the caller never passed
+    x = torch.randn(50, 2, dtype=torch.float64) @ torch.randn(2, 4, dtype=torch.float64)
+    with raises_naming("x"):
+        ppca_mle(x, z_dim=2)

@@ -116,9 +116,26 @@ class LinearGaussian(nn.Module):
         return D.MultivariateNormal(self.b, covariance_matrix=cov)
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """The exact log p(x), one value per row of ``x``."""
+        r"""The exact log p(x), one value per row of ``x``.
+
+        Computed through the small matrix :math:`M = W^\top W + \sigma^2 I_d` instead of
+        the :math:`D \times D` covariance :math:`C = WW^\top + \sigma^2 I`, which loses
+        all precision as :math:`\sigma \to 0`: :math:`\log\det C = (D - d)\log\sigma^2
+        + \log\det M` and, with :math:`r = x - b` and the ridge solution
+        :math:`\hat z = M^{-1}W^\top r`, :math:`r^\top C^{-1} r = \|r - W\hat z\|^2 /
+        \sigma^2 + \|\hat z\|^2`, a sum of squares with no cancellation.
+        """
         self._check_x(x)
-        return self.marginal().log_prob(x)
+        s2 = self.sigma**2
+        eye = torch.eye(self.z_dim, dtype=self.W.dtype, device=self.W.device)
+        chol = torch.linalg.cholesky(self.W.T @ self.W + s2 * eye)
+        r = x - self.b
+        z_hat = torch.cholesky_solve((r @ self.W).unsqueeze(-1), chol).squeeze(-1)
+        quad = (r - z_hat @ self.W.T).pow(2).sum(-1) / s2 + z_hat.pow(2).sum(-1)
+        log_det = (self.x_dim - self.z_dim) * torch.log(s2) + 2 * torch.log(
+            chol.diagonal()
+        ).sum()
+        return -0.5 * (self.x_dim * math.log(2 * math.pi) + log_det + quad)
 
     def posterior(self, x: torch.Tensor) -> D.MultivariateNormal:
         """The exact p(z|x) = N(M^{-1} W^T (x - b), sigma^2 M^{-1}), M = W^T W + sigma^2 I."""
@@ -190,6 +207,11 @@ def ppca_mle(x: torch.Tensor, z_dim: int) -> LinearGaussian:
     evals, evecs = torch.linalg.eigh(cov)
     evals, evecs = evals.flip(0), evecs.flip(1)
     sigma2 = evals[z_dim:].mean()
+    if not sigma2 > 0:
+        raise ValueError(
+            f"x lies in a subspace of dimension {z_dim} or less: no variance is left"
+            " for the noise sigma, and the likelihood has no maximum"
+        )
     W = evecs[:, :z_dim] * (evals[:z_dim] - sigma2).clamp_min(0).sqrt()
     return LinearGaussian(W, b, sigma2.sqrt())
 
