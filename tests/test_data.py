@@ -106,3 +106,10 @@ def test_grey_digits_are_the_same_split_scaled(digits, split):
 def test_grey_digits_reject_bad_test_size(test_size):
     with raises_naming("test_size"):
         grey_digits(test_size=test_size)
+
+
+@pytest.mark.parametrize("load", [binary_digits, grey_digits])
+def test_digits_reject_an_integer_dtype(load):
+    # issue 16: grey levels in [0, 1] cast to int64 became zeros and ones
+    with raises_naming("dtype"):
+        load(dtype=torch.int64)

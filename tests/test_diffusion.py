@@ -396,3 +396,17 @@ def test_energy_distance_noise_is_the_sd_over_pairs_and_leaves_the_rng_alone():
         dd.energy_distance_noise(data, 1)
     with raises_naming("pairs"):
         dd.energy_distance_noise(data, 10, pairs=1)
+
+
+def test_simple_loss_rejects_a_network_output_of_the_wrong_shape():
+    # issue 16: an (n, 1) output broadcast against (n, 2) noise without a word
+    schedule = dd.linear_schedule(10)
+    with raises_naming("net"):
+        dd.simple_loss(lambda x, t: x[:, :1], schedule, torch.zeros(4, 2))
+
+
+def test_ddpm_sample_rejects_steps_outside_the_chain():
+    # issue 16: keep=(11,) for a 10-step chain was silently ignored
+    schedule = dd.linear_schedule(10)
+    with raises_naming("keep"):
+        dd.ddpm_sample(lambda x, t: torch.zeros_like(x), schedule, 2, 1, keep=(11,))

@@ -493,3 +493,13 @@ def test_weight_second_moment_rejects_bad_input():
         vd.weight_second_moment(D.Normal(0.0, 1.0), p)
     with raises_naming("proposal"):
         vd.weight_second_moment(p, _mvn([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]]))
+
+
+def test_kl_quadrature_on_a_grid_that_misses_p_is_an_error():
+    # issue 16, D9: a grid far from p integrated p's tail and returned about 0
+    p = D.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
+    q = D.Normal(torch.tensor(1.0, dtype=torch.float64), 1.0)
+    with raises_naming("x"):
+        vd.kl_quadrature(p, q, torch.linspace(20, 30, 101, dtype=torch.float64))
+    with raises_naming("x"):  # half of p's mass
+        vd.kl_quadrature(p, q, torch.linspace(0, 12, 1001, dtype=torch.float64))

@@ -261,3 +261,17 @@ def test_planar_log_det_stays_finite_where_the_jacobian_is_tiny():
         t.w.zero_()
         t.b.fill_(0.3)
     assert t.log_abs_det_jacobian(x, t(x)).item() == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "loc, scale, name",
+    [
+        ([0.0, 0.0], [1.0, math.inf], "scale"),
+        ([0.0, 0.0], [0.0, 1.0], "scale"),
+        ([0.0, -math.inf], [1.0, 1.0], "loc"),
+    ],
+)
+def test_affine_rejects_infinite_or_zero_parameters(loc, scale, name):
+    # issue 16: an infinite scale silently produced inf
+    with raises_naming(name):
+        flows.Affine(torch.tensor(loc), torch.tensor(scale))

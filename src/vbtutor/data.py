@@ -74,6 +74,8 @@ def _digits(transform, test_size, seed, device, dtype) -> Split:
         raise ValueError(
             f"test_size must be strictly between 0 and 1, got {test_size!r}"
         )
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
     digits = load_digits()
     x = transform(digits.data).astype("float64")
     parts = train_test_split(

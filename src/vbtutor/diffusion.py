@@ -348,7 +348,13 @@ def simple_loss(
     t = torch.randint(1, schedule.T + 1, (n,), generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     xt = q_sample(schedule, x0, t, eps)
-    return (eps - net(xt, t)).pow(2).sum(-1).mean()
+    predicted = net(xt, t)
+    if predicted.shape != eps.shape:  # (n, 1) would broadcast against (n, d) silently
+        raise ValueError(
+            f"net must return the noise's shape {tuple(eps.shape)},"
+            f" got {tuple(predicted.shape)}"
+        )
+    return (eps - predicted).pow(2).sum(-1).mean()
 
 
 class BoundTerms(NamedTuple):
@@ -461,6 +467,11 @@ def ddpm_sample(
     """
     check_positive_int("n", n)
     check_positive_int("dim", dim)
+    outside = [t for t in keep if not 0 <= t <= schedule.T]
+    if outside:
+        raise ValueError(
+            f"keep must hold steps from 0 to T = {schedule.T}, got {outside}"
+        )
     dtype = schedule.betas.dtype
     x = torch.randn(n, dim, generator=generator, dtype=dtype).to(device)
     kept = {}

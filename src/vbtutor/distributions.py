@@ -400,6 +400,11 @@ def kl_quadrature(
     log_p = p.log_prob(x)
     finite = torch.isfinite(log_p)
     safe = torch.where(finite, log_p, torch.zeros_like(log_p))
+    mass = torch.trapezoid(torch.where(finite, safe.exp(), 0.0), x).item()
+    if abs(mass - 1) > 1e-3:  # a grid that misses p's mass integrates the wrong thing
+        raise ValueError(
+            f"x must cover the mass of p: the grid holds {mass:.4f} of it, not 1"
+        )
     integrand = torch.where(
         finite, safe.exp() * (safe - q.log_prob(x)), torch.zeros_like(log_p)
     )

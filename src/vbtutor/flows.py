@@ -115,8 +115,10 @@ class Affine(_Transform):
         check_tensor("loc", loc, dim=1)
         check_tensor("scale", scale, dim=1)
         check_same_shape("scale", scale, "loc", loc)
-        if (scale == 0).any():
-            raise ValueError("scale must have no zero entries")
+        if (scale == 0).any() or not torch.isfinite(scale).all():
+            raise ValueError("scale must have finite, nonzero entries")
+        if not torch.isfinite(loc).all():
+            raise ValueError("loc must be finite")
         super().__init__(loc.shape[0])
         self.loc = nn.Parameter(loc.clone())
         self.scale = nn.Parameter(scale.clone())
