@@ -263,9 +263,12 @@ def test_a_new_draw_passes_a_fresh_seed():
     assert e.image.value == e.fresh_png(scale=0.5, seed=5)
 
 
-def test_cheap_renders_update_while_dragging(two_params):
-    assert two_params.render_seconds < widgets.CHEAP_SECONDS
-    assert two_params.controls["slope"].continuous_update
+def test_cheap_renders_update_while_dragging():
+    # the threshold, not the machine's speed, decides (a busy machine once made the
+    # real render slower than CHEAP_SECONDS and this test fail)
+    with mock.patch.object(widgets, "CHEAP_SECONDS", 60.0):
+        e = Explorer(render, [number("slope", 0.0, 4.0, [1.0])], title="t")
+    assert e.controls["slope"].continuous_update
 
 
 def test_costly_renders_update_on_release():
