@@ -29,8 +29,10 @@ from vbtutor.density_ratio import (
     log_ratio_loss,
     nce_asymptotic_covariance,
     train_avb,
+    train_avb_seeds,
 )
-from vbtutor.nn import MLP
+from vbtutor.nn import MLP, stack_networks
+from vbtutor.train import seed_everything
 
 #: chi-square tail probability that matches N_SE standard errors in one dimension.
 TAIL = 2 * stats.norm.sf(N_SE)
@@ -300,6 +302,70 @@ def test_train_avb_records_and_calls_back():
                         critic_steps=2, record_every=3, callback=seen.append)  # fmt: skip
     assert seen == [3, 6, 9]
     assert all(len(v) == 3 for v in history.values())
+
+
+def test_log_ratio_loss_takes_a_leading_copy_axis():
+    """Stacked copies: one loss per copy, each that of the copy alone on its slice."""
+    torch.manual_seed(3)
+    nets = [MLP((2, 5, 1)) for _ in range(3)]
+    x_p, x_q = torch.randn(3, 4, 2), torch.randn(3, 7, 2)
+    per_copy = log_ratio_loss(stack_networks(nets), x_p, x_q)
+    pairs = zip(nets, x_p, x_q, strict=True)
+    alone = torch.stack([log_ratio_loss(n, p, q) for n, p, q in pairs])
+    assert per_copy.shape == (3,)
+    torch.testing.assert_close(per_copy, alone)
+
+
+def _avb_problem():
+    prior = D.Independent(D.Normal(torch.zeros(2, dtype=torch.float64), 1.0), 1)
+
+    def lik(xb, z):
+        return D.Normal(z[..., :1] * z[..., 1:], 0.5).log_prob(xb).sum(-1)
+
+    def make():
+        return ImplicitEncoder(1, 2, 2, hidden=(6,)).double(), MLP((3, 6, 1)).double()
+
+    return torch.randn(20, 1, dtype=torch.float64), lik, prior, make
+
+
+def test_avb_seeds_with_one_seed_is_train_avb():
+    """One stacked copy draws what train_avb draws and takes the same steps."""
+    x, lik, prior, make = _avb_problem()
+    options = dict(critic_steps=2, batch_size=8, lr_encoder=0.01, lr_critic=0.02)
+    [(encoder, critic)], history = train_avb_seeds(
+        make, [4], x, lik, prior, 30, record_every=10, **options
+    )
+    seed_everything(4)
+    encoder2, critic2 = make()
+    history2 = train_avb(
+        encoder2, critic2, x, lik, prior, 30, record_every=10, **options
+    )
+    for a, b in [(encoder, encoder2), (critic, critic2)]:
+        torch.testing.assert_close(flat_parameters(a), flat_parameters(b))
+    for name, values in history.items():
+        np.testing.assert_allclose(np.ravel(values), history2[name], rtol=1e-10)
+
+
+def test_avb_seeds_start_from_their_seeds_train_each_and_call_back():
+    x, lik, prior, make = _avb_problem()
+    starts = []
+    for seed in (2, 9):
+        seed_everything(seed)
+        starts.append(make())
+    seen = []
+
+    def record(step, encoders):
+        seen.append((step, [flat_parameters(e) for e in encoders]))
+
+    pairs, history = train_avb_seeds(make, [2, 9], x, lik, prior, 40, batch_size=8,
+                                     lr_encoder=0.01, record_every=20, callback=record)  # fmt: skip
+    assert [step for step, _ in seen] == [20, 40]
+    assert all(np.shape(v) == (2, 2) for v in history.values())
+    for s, (pair, start) in enumerate(zip(pairs, starts, strict=True)):
+        torch.testing.assert_close(seen[-1][1][s], flat_parameters(pair[0]))
+        for net, net0 in zip(pair, start, strict=True):  # every network moved
+            moved = (flat_parameters(net) - flat_parameters(net0)).abs().max()
+            assert moved > 1e-3
 
 
 def test_bad_inputs_are_named():

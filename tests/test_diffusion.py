@@ -410,3 +410,36 @@ def test_ddpm_sample_rejects_steps_outside_the_chain():
     schedule = dd.linear_schedule(10)
     with raises_naming("keep"):
         dd.ddpm_sample(lambda x, t: torch.zeros_like(x), schedule, 2, 1, keep=(11,))
+
+
+def test_vp_score_of_the_optimal_noise_predictor_is_the_exact_score():
+    """Gaussian data N(m, s^2): x_t = a x_0 + sigma eps has E[eps | x_t] =
+    sigma (x - a m) / (a^2 s^2 + sigma^2) and score -(x - a m) / (a^2 s^2 + sigma^2),
+    with B(t) = 0.1 t + 9.95 t^2 written out here, not taken from vp_marginal."""
+    m, s = 1.5, 0.7
+    t = torch.tensor([0.05, 0.3, 0.7, 1.0], dtype=torch.float32)  # one time per row
+    x = torch.tensor([[0.2], [-1.0], [2.0], [0.5]], dtype=torch.float32)
+
+    def moments(t):
+        big_b = 0.1 * t + 9.95 * t**2
+        a, var = torch.exp(-big_b / 2), 1 - torch.exp(-big_b)
+        return a[:, None], var[:, None], a[:, None] ** 2 * s**2 + var[:, None]
+
+    def optimal_eps(x, t):
+        a, var, total = moments(t)
+        return var.sqrt() * (x - a * m) / total
+
+    a, _, total = moments(t)
+    got = dd.vp_score(optimal_eps)(x, t)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, -(x - a * m) / total)
+    at_one_time = dd.vp_score(optimal_eps)(x, 0.3)  # a number: the same t for every row
+    a, _, total = moments(torch.full((4,), 0.3))
+    torch.testing.assert_close(at_one_time, -(x - a * m) / total)
+
+
+def test_vp_score_names_bad_input():
+    with raises_naming("net"):
+        dd.vp_score("net")
+    with raises_naming("x"):
+        dd.vp_score(lambda x, t: x)(torch.ones(3), 0.5)

@@ -248,6 +248,24 @@ def test_flow_explorer_heun_converges_faster_than_euler_at_equal_nfe(flow_setup)
     assert errors["Heun", 80] < errors["Euler", 80] / 10
 
 
+def test_flow_explorer_runs_in_the_precision_of_its_noise(flow_setup):
+    """A single-precision network is sampled from single-precision noise."""
+    test, noise, floor, _ = flow_setup
+    seen = []
+
+    def single_velocity(x, t):
+        seen.append(x.dtype)
+        return gaussian_velocity(x.double(), t.double()).float()
+
+    explorer = explorers.flow_matching_explorer(
+        single_velocity, test, noise.float(), floor, points=200
+    )
+    assert set(seen) == {torch.float32}
+    left, _ = explorer.render(nfe=40, solver="Euler").axes
+    exact = (M + S * noise).numpy()
+    assert np.abs(offsets(left) - exact).max() < 0.1  # Euler's error at 40 steps
+
+
 def test_flow_explorer_counts_the_evaluations_heun_uses(flow_setup):
     _, noise, _, explorer = flow_setup
     calls = []

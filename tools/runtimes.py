@@ -21,17 +21,7 @@ BUDGET_SECONDS = 60
 #: Chapters that are over the budget as measured, each with the reason and the remedy. The
 #: table shows the note beside the time, and tests/test_book.py fails on a chapter over
 #: the budget that is not listed here, and on a listed chapter that is back within it.
-OVER_BUDGET = {
-    "avb": "the three seeds of AVB train one after the other (about half the run); "
-    "to do: train them side by side, as the seeds of gmvae, vae and sde are",
-    "flow_matching": "58.7 s and 67.1 s in two runs on this machine; its six networks "
-    "already train side by side, and the NFE table's sampling (a quarter of the run) "
-    "is next",
-    "iwae": "six of its nine VAEs use k = 50 draws per image (two thirds of the run); "
-    "side by side they were no faster, since the work is in the draws, not the "
-    "overhead; to do: a cheaper objective evaluation or fewer steps, with the claims "
-    "re-checked",
-}
+OVER_BUDGET: dict[str, str] = {}
 RUNTIMES = "book/runtimes.json"
 EXPLORERS = "book/explorers.json"
 #: The targets for an explorer update: median and slowest, seconds.

@@ -11,9 +11,9 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import trange
 
-from ._checks import check_positive, check_positive_int, check_tensor
-from .nn import MLP
-from .train import fit, show_progress
+from ._checks import check_positive, check_positive_int, check_seeds, check_tensor
+from .nn import MLP, stack_networks, unstack_networks
+from .train import fit, seed_everything, show_progress
 
 __all__ = [
     "log_ratio_loss",
@@ -25,6 +25,7 @@ __all__ = [
     "nce_asymptotic_covariance",
     "ImplicitEncoder",
     "train_avb",
+    "train_avb_seeds",
 ]
 
 Sampler = torch.Tensor | Callable[[int], torch.Tensor]
@@ -32,12 +33,13 @@ Sampler = torch.Tensor | Callable[[int], torch.Tensor]
 
 def _log_ratio_output(net: Callable, x: torch.Tensor) -> torch.Tensor:
     out = net(x)
-    if out.dim() == 2 and out.shape[-1] == 1:
+    if out.shape == x.shape[:-1] + (1,):
         out = out.squeeze(-1)
-    if out.shape != x.shape[:1]:
+    if out.shape != x.shape[:-1]:
         raise ValueError(
-            f"net must map {tuple(x.shape)} rows to shape ({len(x)},) or "
-            f"({len(x)}, 1), got {tuple(out.shape)}"
+            f"net must map rows of shape {tuple(x.shape)} to shape "
+            f"{tuple(x.shape[:-1])} or {tuple(x.shape[:-1]) + (1,)}, "
+            f"got {tuple(out.shape)}"
         )
     return out
 
@@ -57,13 +59,15 @@ def log_ratio_loss(
     whatever the ratio of the sample sizes. Chapters: contrastive, avb.
 
     Arguments:
-        net: maps rows of shape ``(n, d)`` to log-ratio estimates, shape ``(n,)`` or
-            ``(n, 1)``.
-        x_p: samples of p, shape ``(n_p, d)``.
-        x_q: samples of q, shape ``(n_q, d)``.
+        net: maps rows of shape ``(..., n, d)`` to log-ratio estimates, shape
+            ``(..., n)`` or ``(..., n, 1)``.
+        x_p: samples of p, shape ``(n_p, d)``, or ``(S, n_p, d)`` for ``S`` stacked
+            copies of ``net`` (:func:`vbtutor.nn.stack_networks`).
+        x_q: samples of q, shape ``(n_q, d)`` or ``(S, n_q, d)``.
 
     Returns:
-        The scalar mean binary cross-entropy (nats per row).
+        The mean binary cross-entropy (nats per row): a scalar, or one per copy,
+        shape ``(S,)``.
 
     References:
         Gutmann & Hyvärinen (2010), noise-contrastive estimation, JMLR W&CP 9:297-304;
@@ -76,19 +80,22 @@ def log_ratio_loss(
         >>> round(loss.item(), 4)  # logit log(1/3): 2 rows at label 1, 6 at label 0
         0.5623
     """
-    check_tensor("x_p", x_p, dim=2)
-    check_tensor("x_q", x_q, dim=2)
-    if x_p.shape[1] != x_q.shape[1]:
+    check_tensor("x_p", x_p, min_dim=2)
+    check_tensor("x_q", x_q, min_dim=2)
+    if x_p.shape[-1] != x_q.shape[-1] or x_p.shape[:-2] != x_q.shape[:-2]:
         raise ValueError(
-            f"x_q must have the same number of columns as x_p ({x_p.shape[1]}), "
-            f"got shape {tuple(x_q.shape)}"
+            f"x_q must have the leading axes and the number of columns of x_p "
+            f"{tuple(x_p.shape)}, got shape {tuple(x_q.shape)}"
         )
-    if len(x_p) == 0 or len(x_q) == 0:
+    n_p, n_q = x_p.shape[-2], x_q.shape[-2]
+    if n_p == 0 or n_q == 0:
         raise ValueError("x_p and x_q need at least one row each")
-    shift = math.log(len(x_q) / len(x_p))
-    logits = torch.cat([_log_ratio_output(net, x_p), _log_ratio_output(net, x_q)])
-    labels = torch.cat([logits.new_ones(len(x_p)), logits.new_zeros(len(x_q))])
-    return F.binary_cross_entropy_with_logits(logits - shift, labels)
+    logits = torch.cat([_log_ratio_output(net, x_p), _log_ratio_output(net, x_q)], -1)
+    labels = torch.cat([logits.new_ones(n_p), logits.new_zeros(n_q)])
+    bce = F.binary_cross_entropy_with_logits(
+        logits - math.log(n_q / n_p), labels.expand_as(logits), reduction="none"
+    )
+    return bce.mean(-1)
 
 
 def _draw(name: str, sampler: Sampler, n: int) -> torch.Tensor:
@@ -451,8 +458,9 @@ class ImplicitEncoder(nn.Module):
         self.net = MLP((x_dim + noise_dim, *hidden, z_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, dim=2)
-        eps = torch.randn(len(x), self.noise_dim, dtype=x.dtype, device=x.device)
+        check_tensor("x", x, min_dim=2)
+        shape = x.shape[:-1] + (self.noise_dim,)  # (n, ...) or, stacked, (S, n, ...)
+        eps = torch.randn(shape, dtype=x.dtype, device=x.device)
         return self.net(torch.cat([x, eps], dim=-1))
 
 
@@ -517,10 +525,101 @@ def train_avb(
         >>> sorted(h), len(h["objective"])
         (['critic_loss', 'objective', 't_mean'], 2)
     """
+    return _train_avb(
+        encoder, critic, x, log_likelihood, prior, steps, critic_steps,
+        (batch_size,), lr_encoder, lr_critic, parameters, record_every, callback,
+    )  # fmt: skip
+
+
+def train_avb_seeds(
+    make: Callable[[], tuple[nn.Module, nn.Module]],
+    seeds: Iterable[int],
+    x: torch.Tensor,
+    log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    prior: D.Distribution,
+    steps: int,
+    critic_steps: int = 1,
+    batch_size: int = 128,
+    lr_encoder: float = 1e-3,
+    lr_critic: float = 1e-3,
+    record_every: int = 10,
+    callback: Callable[[int, list[nn.Module]], None] | None = None,
+) -> tuple[list[tuple[nn.Module, nn.Module]], dict[str, list[list[float]]]]:
+    r"""Train one AVB encoder and critic per seed, all side by side, as :func:`train_avb`.
+
+    For each seed, :func:`vbtutor.train.seed_everything` then ``make()`` builds that
+    seed's pair. The pairs are stacked (:func:`vbtutor.nn.stack_networks`): every step
+    each copy gets its own mini-batch and its own draws, with a leading seed axis
+    ``(S, batch_size, ...)``, and each optimiser gets the gradient of the sum of the
+    copies' losses, which for each copy is that of its own loss. Adam's update is
+    element-wise, so each copy follows an independent run, for little more than the
+    cost of one when the networks are small (the draws come from one stream, so a run is
+    not bit-identical to :func:`train_avb`'s). Chapter: avb.
+
+    Arguments:
+        make: builds one ``(encoder, critic)`` pair, e.g. an :class:`ImplicitEncoder`
+            and an MLP; every parameter must sit in an ``nn.Linear`` layer.
+        seeds: at least one non-negative integer.
+        x: observations ``(n, x_dim)``.
+        log_likelihood: ``(x, z) -> log p(x | z)`` for x ``(S, B, x_dim)`` and z
+            ``(S, B, z_dim)``, shape ``(S, B)``.
+        prior, steps, critic_steps, batch_size, lr_encoder, lr_critic, record_every:
+            as in :func:`train_avb`.
+        callback: called at each record with the number of completed steps and the
+            encoders as they stand, one per seed (copies, in the order of ``seeds``).
+
+    Returns:
+        ``(pairs, history)``: the trained ``(encoder, critic)`` pairs in the order of
+        ``seeds``, and :func:`train_avb`'s history with one value per seed in each
+        entry.
+
+    Example:
+        >>> prior = D.Independent(D.Normal(torch.zeros(1), 1.0), 1)
+        >>> lik = lambda x, z: D.Normal(z, 1.0).log_prob(x).sum(-1)
+        >>> make = lambda: (ImplicitEncoder(1, 1, 1, (8,)), MLP((2, 8, 1)))
+        >>> pairs, h = train_avb_seeds(make, [0, 1], torch.randn(50, 1), lik, prior, 20)
+        >>> len(pairs), len(h["objective"]), len(h["objective"][0])
+        (2, 2, 2)
+    """
+    seeds = check_seeds(seeds)
+    pairs = []
+    for seed in seeds:
+        seed_everything(seed)
+        encoder, critic = make()
+        pairs.append(nn.ModuleDict({"encoder": encoder, "critic": critic}))
+    stacked = stack_networks(pairs)
+
+    def encoders() -> list[nn.Module]:
+        return [pair["encoder"] for pair in unstack_networks(stacked, pairs)]
+
+    history = _train_avb(
+        stacked["encoder"], stacked["critic"], x, log_likelihood, prior, steps,
+        critic_steps, (len(seeds), batch_size), lr_encoder, lr_critic, None,
+        record_every, callback and (lambda step: callback(step, encoders())),
+    )  # fmt: skip
+    unstack_networks(stacked, pairs)
+    return [(pair["encoder"], pair["critic"]) for pair in pairs], history
+
+
+def _train_avb(
+    encoder: nn.Module,
+    critic: nn.Module,
+    x: torch.Tensor,
+    log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    prior: D.Distribution,
+    steps: int,
+    critic_steps: int,
+    batch_shape: tuple[int, ...],
+    lr_encoder: float,
+    lr_critic: float,
+    parameters: Iterable[nn.Parameter] | None,
+    record_every: int,
+    callback: Callable[[int], None] | None,
+) -> dict[str, list]:
     check_tensor("x", x, dim=2)
     check_positive_int("steps", steps)
     check_positive_int("critic_steps", critic_steps)
-    check_positive_int("batch_size", batch_size)
+    check_positive_int("batch_size", batch_shape[-1])
     check_positive_int("record_every", record_every)
     check_positive("lr_encoder", lr_encoder)
     check_positive("lr_critic", lr_critic)
@@ -535,34 +634,36 @@ def train_avb(
     history: dict[str, list[float]] = {"critic_loss": [], "objective": [], "t_mean": []}
 
     def batch() -> torch.Tensor:
-        return x[torch.randint(0, len(x), (batch_size,), device=x.device)]
+        return x[torch.randint(0, len(x), batch_shape, device=x.device)]
 
     bar = trange(steps, desc="AVB", leave=False, disable=not show_progress())
     for step in bar:
+        # stacked copies: each loss is one per copy, and the gradient of their sum
+        # gives each copy the gradient of its own loss
         for _ in range(critic_steps):
             xb = batch()
             with torch.no_grad():
                 z_q = encoder(xb)
-            z_p = prior.sample((batch_size,)).to(x.dtype)
+            z_p = prior.sample(batch_shape).to(x.dtype)
             from_encoder = torch.cat([xb, z_q], -1)
             from_prior = torch.cat([xb, z_p], -1)
             critic_loss = log_ratio_loss(critic, from_encoder, from_prior)
-            grads = torch.autograd.grad(critic_loss, critic_params)
+            grads = torch.autograd.grad(critic_loss.sum(), critic_params)
             for p, g in zip(critic_params, grads, strict=True):
                 p.grad = g
             opt_critic.step()
         xb = batch()
         z = encoder(xb)
         t = _log_ratio_output(critic, torch.cat([xb, z], -1))
-        objective = (log_likelihood(xb, z) - t).mean()
-        grads = torch.autograd.grad(-objective, params)
+        objective = (log_likelihood(xb, z) - t).mean(-1)
+        grads = torch.autograd.grad(-objective.sum(), params)
         for p, g in zip(params, grads, strict=True):
             p.grad = g
         opt_encoder.step()
         if (step + 1) % record_every == 0:
-            history["critic_loss"].append(critic_loss.item())
-            history["objective"].append(objective.item())
-            history["t_mean"].append(t.mean().item())
+            history["critic_loss"].append(critic_loss.tolist())
+            history["objective"].append(objective.tolist())
+            history["t_mean"].append(t.mean(-1).tolist())
             if callback is not None:
                 callback(step + 1)
     return history

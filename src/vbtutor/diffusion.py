@@ -43,6 +43,7 @@ __all__ = [
     "vp_marginal",
     "diffused_mixture",
     "score",
+    "vp_score",
     "euler_maruyama",
     "probability_flow",
     "dsm_loss",
@@ -675,6 +676,44 @@ def score(dist: D.Distribution, x: torch.Tensor) -> torch.Tensor:
     return grad
 
 
+def vp_score(
+    net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor, float | torch.Tensor], torch.Tensor]:
+    r"""The VP-SDE's score :math:`s_\theta(x, t) = -\epsilon_\theta(x, t) / \sigma_t`.
+
+    A network trained with :func:`dsm_loss` predicts the noise
+    :math:`\epsilon` in :math:`x_t = e^{-B(t)/2} x_0 + \sigma_t \epsilon`, and
+    :math:`\nabla_x \log p_t(x \mid x_0) = -\epsilon / \sigma_t`, with
+    :math:`\sigma_t^2 = 1 - e^{-B(t)}` (:func:`vp_marginal`). Chapters: sde,
+    flow_matching, fokker_planck.
+
+    Arguments:
+        net: a noise predictor ``net(x, t)`` with ``t`` of shape ``(n,)``.
+
+    Returns:
+        ``score(x, t)`` for x of shape ``(n, d)`` and ``t`` a number or a tensor of shape
+        ``(n,)``, in the precision of x; differentiable in x (the samplers of this
+        module run it without gradients).
+
+    Example:
+        >>> eps = lambda x, t: x  # the exact noise predictor when the data are 0
+        >>> s = vp_score(eps)(torch.ones(1, 1), 1.0)
+        >>> bool(torch.isclose(s, -1 / vp_marginal(1.0)[1].sqrt()))
+        True
+    """
+    if not callable(net):
+        raise ValueError(f"net must be callable, got {type(net).__name__}")
+
+    def score_at(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, dim=2)
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[:1])
+        sigma = vp_marginal(t)[1].sqrt().to(x.dtype).unsqueeze(-1)
+        return -net(x, t) / sigma
+
+    return score_at
+
+
+@torch.no_grad()
 def euler_maruyama(
     drift: Callable[[torch.Tensor, float], torch.Tensor],
     diffusion: Callable[[float], float],
@@ -686,7 +725,8 @@ def euler_maruyama(
 
     Each step is :math:`x \leftarrow x + f(x, t)\,\Delta t + g(t)\sqrt{|\Delta t|}\,z`. A
     decreasing grid integrates a reverse-time SDE (negative :math:`\Delta t`, as in
-    Song et al.'s eq. 6).
+    Song et al.'s eq. 6). A sampler: no gradient flows through it (a drift may still
+    use autograd inside, as :func:`score` does).
 
     Arguments:
         drift: ``f(x, t)``; diffusion: ``g(t)``.

@@ -31,7 +31,7 @@ import ipywidgets
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
-from PIL import Image
+from PIL import Image, ImageChops
 
 __all__ = [
     "Param",
@@ -47,6 +47,9 @@ __all__ = [
 
 #: At most this many precomputed frames per explorer, which bounds the page weight.
 MAX_FRAMES = 40
+#: Blank margin (inches) drawn around a figure before the frames are cropped to what
+#: they draw, and the padding (inches) kept around that.
+MARGIN, PAD = 0.5, 0.05
 
 #: A render faster than this (seconds) updates while a slider is dragged; a slower one
 #: when the slider is released.
@@ -165,6 +168,12 @@ def _grid(low: float, high: float, default: float, steps: int) -> tuple:
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Python identifier, got {name!r}")
+
+
+def _content_box(image: Image.Image, fig: Figure) -> tuple[int, ...] | None:
+    """Pixel box (left, top, right, bottom) of what differs from the figure's face."""
+    face = tuple(round(255 * c) for c in fig.get_facecolor()[:3])
+    return ImageChops.difference(image, Image.new("RGB", image.size, face)).getbbox()
 
 
 def _first(frames: tuple, name: str) -> Any:
@@ -360,15 +369,12 @@ class Explorer:
         figures = [
             self._figure(dict(zip(names, values, strict=True)), 0) for values in grid
         ]
-        boxes = [fig.get_tightbbox() for fig in figures]
-        self.box = Bbox.union(boxes).padded(0.05)
         self.dpi = figures[0].dpi
-        self.size = (
-            round(self.box.width * self.dpi),
-            round(self.box.height * self.dpi),
-        )
+        images = self._draw_all(figures, figures[0].get_size_inches())
+        left, top, right, bottom = self.crop
+        self.size = ((right - left) // scale, (bottom - top) // scale)
         self.grid = grid
-        self.frames = [self._save(fig) for fig in figures]
+        self.frames = [self._png(image) for image in images]
         # what one update costs: computing, drawing and saving a figure
         self.render_seconds = (time.perf_counter() - start) / len(grid)
         for values, frame in zip(grid, self.frames, strict=True):
@@ -389,24 +395,63 @@ class Explorer:
             )
         return fig
 
-    def _save(self, fig: Figure) -> bytes:
-        """PNG bytes of the figure in the explorer's box, reduced to a 256-colour palette.
+    def _draw_all(self, figures: list[Figure], size) -> list[Image.Image]:
+        """Draw the frames and fix the crop box that every frame and update shares.
 
-        The figure is drawn to raw RGBA pixels (no PNG round trip) and quantised: the
-        palette makes frames about 3x smaller than a full-colour PNG, which bounds the
-        page weight of the HTML view, with no visible change to plots; together this
-        costs about half of what saving a full-colour PNG does.
+        Each figure is drawn once, with a blank margin around it, so that text reaching
+        past the figure's edge (a long title) is kept; the crop box is the union of the
+        frames' drawn content, padded. Content that reaches the margin's edge may go
+        further, so the margin doubles until it does not (up to 8 inches).
         """
+        margin = MARGIN
+        while True:
+            self.canvas = Bbox.from_bounds(
+                -margin, -margin, size[0] + 2 * margin, size[1] + 2 * margin
+            )
+            images = [self._draw(fig) for fig in figures]
+            width, height = images[0].size
+            boxes = [b for b in map(_content_box, images, figures) if b is not None]
+            if not boxes:  # nothing drawn: keep the whole canvas
+                self.crop = (0, 0, width, height)
+                return images
+            box = [f(b[i] for b in boxes) for i, f in enumerate((min, min, max, max))]
+            inside = min(box[:2]) > 0 and box[2] < width and box[3] < height
+            if inside or margin >= 8:
+                break
+            margin *= 2
+        step, pad = self.scale, round(PAD * self.scale * self.dpi)
+        self.crop = (
+            max(0, (box[0] - pad) // step * step),
+            max(0, (box[1] - pad) // step * step),
+            min(width // step * step, -(-(box[2] + pad) // step) * step),
+            min(height // step * step, -(-(box[3] + pad) // step) * step),
+        )
+        return images
+
+    def _draw(self, fig: Figure) -> Image.Image:
+        """The figure and its margin (``self.canvas``), drawn as RGB pixels."""
         dpi = self.scale * self.dpi
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="rgba", dpi=dpi, bbox_inches=self.box)
+        fig.savefig(buffer, format="rgba", dpi=dpi, bbox_inches=self.canvas)
         plt.close(fig)
-        size = (int(self.box.width * dpi), int(self.box.height * dpi))  # as matplotlib
+        size = (int(self.canvas.width * dpi), int(self.canvas.height * dpi))  # as mpl
         image = Image.frombuffer("RGBA", size, buffer.getvalue(), "raw", "RGBA", 0, 1)
-        palette = image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+        return image.convert("RGB")
+
+    def _png(self, image: Image.Image) -> bytes:
+        """PNG bytes of the image in the explorer's crop box, in a 256-colour palette.
+
+        The palette makes frames about 3x smaller than a full-colour PNG, which bounds
+        the page weight of the HTML view, with no visible change to plots.
+        """
+        palette = image.crop(self.crop).quantize(256, method=Image.Quantize.FASTOCTREE)
         png = io.BytesIO()
         palette.save(png, format="png", compress_level=6)
         return png.getvalue()
+
+    def _save(self, fig: Figure) -> bytes:
+        """PNG bytes of a figure, cropped as the frames are."""
+        return self._png(self._draw(fig))
 
     def _remember(self, key: tuple, png: bytes) -> None:
         self._cache[key] = png

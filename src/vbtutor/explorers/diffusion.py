@@ -270,7 +270,8 @@ def sde_explorer(
     if mixture.event_shape != (2,):
         raise ValueError(f"mixture must be 2-D, got event shape {mixture.event_shape}")
     points = _check_points_arg(points)
-    test, noise = _points("test", test), _points("noise", noise, rows=points)[:points]
+    test = _points("test", test)
+    noise = _points("noise", noise, rows=points)[:points].to(noise.dtype)
     distance_to_test = _distance_to(test)
     floor = None
     if floor_sample is not None:
@@ -440,10 +441,11 @@ def flow_matching_explorer(
 
     Arguments:
         velocity: the trained velocity field ``v(x, t)`` with ``t`` of shape ``(n,)``,
-            e.g. a float64 :class:`vbtutor.diffusion.EpsilonNet` trained with
+            e.g. a :class:`vbtutor.diffusion.EpsilonNet` trained with
             :func:`vbtutor.diffusion.cfm_loss`.
         test: held-out data, shape ``(m, 2)``.
-        noise: starting points at t = 0, shape ``(n, 2)`` with ``n >= points``.
+        noise: starting points at t = 0, shape ``(n, 2)`` with ``n >= points``, in the
+            precision of ``velocity`` (the solvers keep it).
         floor_sample: optional second data sample, shape ``(m', 2)``.
         points: how many samples each solver draws (fewer are faster).
 
@@ -456,7 +458,8 @@ def flow_matching_explorer(
     if not callable(velocity):
         raise ValueError(f"velocity must be callable, got {type(velocity).__name__}")
     points = _check_points_arg(points)
-    test, noise = _points("test", test), _points("noise", noise, rows=points)[:points]
+    test = _points("test", test)
+    noise = _points("noise", noise, rows=points)[:points].to(noise.dtype)
     distance_to_test = _distance_to(test)
     floor = None
     if floor_sample is not None:
