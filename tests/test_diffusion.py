@@ -443,3 +443,51 @@ def test_vp_score_names_bad_input():
         dd.vp_score("net")
     with raises_naming("x"):
         dd.vp_score(lambda x, t: x)(torch.ones(3), 0.5)
+
+
+def test_straight_path_velocity_of_one_gaussian_is_the_closed_form():
+    m, s = torch.tensor([1.0, -0.5], dtype=F64), 0.4
+    one = D.MixtureSameFamily(
+        D.Categorical(torch.ones(1, dtype=F64)),
+        D.Independent(D.Normal(m[None], torch.full((1, 2), s, dtype=F64)), 1),
+    )
+    gen = torch.Generator().manual_seed(1)
+    x, t = (
+        torch.randn(20, 2, generator=gen, dtype=F64),
+        torch.rand(20, generator=gen, dtype=F64),
+    )
+    var = ((1 - t) ** 2 + t**2 * s**2)[:, None]
+    exact = m + (t[:, None] * s**2 - (1 - t[:, None])) / var * (x - t[:, None] * m)
+    torch.testing.assert_close(dd.straight_path_velocity(one, x, t), exact)
+
+
+def test_straight_path_velocity_carries_the_mixture_path_and_has_its_limits():
+    """The density of x_t is the diffused mixture N(t m_k, t^2 s^2 + (1 - t)^2): the
+    continuity equation ties it to the velocity; at t = 0 the velocity is E[x_1] - x
+    and at t = 1 it is x (given x_1 = x, the noise x_0 has mean 0)."""
+    from vbtutor import fokker_planck as fp
+
+    ring = dd.ring_mixture(k=5, radius=2.0, std=0.3, dtype=F64)
+    x = ring.sample((40,)) + 0.5 * torch.randn(40, 2, dtype=F64)
+
+    def density(x, t):
+        return dd.diffused_mixture(ring, t, (1 - t) ** 2).log_prob(x).exp()
+
+    def velocity(x, t):
+        return dd.straight_path_velocity(ring, x, t)
+
+    for t in (0.2, 0.6, 0.95):
+        residual, scale = fp.continuity_residual(density, velocity, x, t)
+        assert (residual.abs() / scale).max() < 1e-10
+    torch.testing.assert_close(velocity(x, 0.0), ring.mean - x)
+    torch.testing.assert_close(velocity(x, 1.0), x)
+
+
+def test_straight_path_velocity_names_bad_input():
+    ring = dd.ring_mixture(k=3)
+    with raises_naming("mixture"):
+        dd.straight_path_velocity(D.Normal(0.0, 1.0), torch.zeros(2, 2), 0.5)
+    with raises_naming("x"):
+        dd.straight_path_velocity(ring, torch.zeros(2), 0.5)
+    with raises_naming("t"):
+        dd.straight_path_velocity(ring, torch.zeros(2, 2), torch.zeros(3))

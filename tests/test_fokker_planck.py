@@ -122,3 +122,39 @@ def test_bad_input_is_named(mixture):
         fp.ito_errors(mixture, 0, 10, torch.Generator())
     with raises_naming("x"):
         fp.derivatives(lambda x, t: x, torch.ones(2), torch.ones(3))
+
+
+def _gaussian_path(m, s):
+    """The straight path from N(0, I) to N(m, s^2 I) in 2-D: its density and velocity."""
+
+    def density(x, t):
+        var = (1 - t) ** 2 + t**2 * s**2
+        return torch.exp(-((x - t * m) ** 2).sum(-1) / (2 * var)) / (2 * math.pi * var)
+
+    def velocity(x, t):
+        var = (1 - t) ** 2 + t**2 * s**2
+        return m + (t * s**2 - (1 - t)) / var * (x - t * m)
+
+    return density, velocity
+
+
+def test_continuity_residual_vanishes_for_the_field_that_carries_the_density():
+    m, s = torch.tensor([1.0, -2.0], dtype=torch.float64), 0.5
+    density, velocity = _gaussian_path(m, s)
+    x = torch.randn(
+        50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    for t in (0.1, 0.5, 0.9):
+        residual, scale = fp.continuity_residual(density, velocity, x, t)
+        assert (residual.abs() / scale).max() < 1e-12
+        shifted = lambda x, t: velocity(x, t) + 0.3  # noqa: E731  a wrong field
+        residual, scale = fp.continuity_residual(density, shifted, x, t)
+        assert (residual.abs() / scale).max() > 1e-2
+
+
+def test_continuity_residual_names_bad_input():
+    density, velocity = _gaussian_path(torch.zeros(2, dtype=torch.float64), 1.0)
+    with raises_naming("x"):
+        fp.continuity_residual(density, velocity, torch.zeros(3), 0.5)
+    with raises_naming("density"):
+        fp.continuity_residual(lambda x, t: x, velocity, torch.zeros(3, 2), 0.5)

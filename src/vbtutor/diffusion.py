@@ -42,6 +42,7 @@ __all__ = [
     "vp_beta",
     "vp_marginal",
     "diffused_mixture",
+    "straight_path_velocity",
     "score",
     "vp_score",
     "euler_maruyama",
@@ -653,13 +654,63 @@ def diffused_mixture(mixture: D.MixtureSameFamily, scale, var) -> D.MixtureSameF
     """
     if not isinstance(mixture, D.MixtureSameFamily):
         raise ValueError("mixture must be a torch MixtureSameFamily of Gaussians")
-    if float(var) < 0:
+    if float(torch.as_tensor(var).detach()) < 0:
         raise ValueError(f"var must be non-negative, got {float(var)!r}")
     base = mixture.component_distribution.base_dist
     scale = torch.as_tensor(scale, dtype=base.loc.dtype)
     std = (scale**2 * base.scale**2 + torch.as_tensor(var, dtype=base.loc.dtype)).sqrt()
     comp = D.Independent(D.Normal(scale * base.loc, std), 1)
     return D.MixtureSameFamily(mixture.mixture_distribution, comp)
+
+
+def straight_path_velocity(
+    mixture: D.MixtureSameFamily, x: torch.Tensor, t: float | torch.Tensor
+) -> torch.Tensor:
+    r"""The marginal velocity of flow matching's straight path to a Gaussian mixture.
+
+    For :math:`x_t = (1 - t)x_0 + t x_1`, :math:`x_0 \sim \mathcal N(0, I)` and
+    :math:`x_1` from ``mixture`` (components :math:`\mathcal N(m_k, \mathrm{diag}\,
+    s_k^2)`), :math:`x_t` and :math:`x_1 - x_0` are jointly Gaussian given the component
+    k, so :math:`u_k(x) = \mathbb E[x_1 - x_0 \mid x_t = x, k] = m_k + c_k / v_k\,(x -
+    t m_k)` with :math:`v_k = (1 - t)^2 + t^2 s_k^2` and :math:`c_k = t s_k^2 - (1 - t)`
+    per coordinate. The marginal velocity :math:`\mathbb E[x_1 - x_0 \mid x_t = x]` is
+    the average of the :math:`u_k` under the posterior of k given :math:`x_t = x`. The
+    density of :math:`x_t` is ``diffused_mixture(mixture, t, (1 - t) ** 2)``.
+    Chapter: flow_matching.
+
+    Arguments:
+        mixture: a ``MixtureSameFamily`` of ``Independent(Normal)`` components, e.g.
+            :func:`ring_mixture`.
+        x: points, shape ``(n, d)``.
+        t: a time in [0, 1], or one per point, shape ``(n,)``; may require grad.
+
+    Returns:
+        The velocity at each point, shape ``(n, d)``.
+
+    Example:
+        >>> ring = ring_mixture(4)
+        >>> x = torch.randn(3, 2)  # at t = 0 the velocity is E[x_1] - x = -x
+        >>> bool(torch.allclose(straight_path_velocity(ring, x, 0.0), -x))
+        True
+    """
+    if not isinstance(mixture, D.MixtureSameFamily):
+        raise ValueError("mixture must be a torch MixtureSameFamily of Gaussians")
+    check_tensor("x", x, dim=2)
+    base = mixture.component_distribution.base_dist
+    m, s2 = base.loc, base.scale.expand_as(base.loc) ** 2  # (K, d)
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.dim() > 1 or (t.dim() == 1 and t.shape != x.shape[:1]):
+        raise ValueError(
+            f"t must be a number or of shape ({len(x)},), got {tuple(t.shape)}"
+        )
+    t = t.reshape(-1, 1, 1) if t.dim() == 1 else t
+    var, cov = (1 - t) ** 2 + t**2 * s2, t * s2 - (1 - t)  # (K, d) or (n, K, d)
+    diff = x.unsqueeze(-2) - t * m  # (n, K, d)
+    log_post = mixture.mixture_distribution.logits - 0.5 * (
+        diff**2 / var + var.log()
+    ).sum(-1)
+    each = m + cov / var * diff
+    return (log_post.softmax(-1).unsqueeze(-1) * each).sum(-2)
 
 
 def score(dist: D.Distribution, x: torch.Tensor) -> torch.Tensor:
