@@ -26,6 +26,7 @@ from vbtutor.train import (
     seed_everything,
     setup,
     show_progress,
+    stack_seeded,
     unvalidated,
 )
 
@@ -429,3 +430,20 @@ def test_fit_validates_the_first_step_and_skips_the_checks_later():
 
     with pytest.raises(ValueError, match="scale"):  # caught on the first step
         fit(bad_scale, [w], steps=3, progress=False)
+
+
+def test_stack_seeded_builds_each_set_from_its_seed():
+    def make():
+        return torch.nn.Linear(2, 3), torch.nn.Linear(3, 1)
+
+    stacked, sets = stack_seeded(make, [4, 7], ("first", "second"))
+    for seed, networks in zip([4, 7], sets, strict=True):
+        seed_everything(seed)
+        first, second = make()
+        torch.testing.assert_close(networks["first"].weight, first.weight)
+        torch.testing.assert_close(networks["second"].bias, second.bias)
+    x = torch.randn(2, 5, 2)
+    out = stacked["second"](stacked["first"](x))
+    torch.testing.assert_close(out[1], sets[1]["second"](sets[1]["first"](x[1])))
+    with raises_naming("make"):
+        stack_seeded(make, [0], ("only",))

@@ -10,10 +10,10 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import trange
 
-from ._checks import check_positive, check_positive_int, check_seeds, check_tensor
+from ._checks import check_positive, check_positive_int, check_tensor
 from .models import VAE
-from .nn import MLP, stack_networks, unstack_networks
-from .train import seed_everything, show_progress, unvalidated
+from .nn import MLP, unstack_networks
+from .train import show_progress, stack_seeded, unvalidated
 
 __all__ = ["Discriminator", "vaegan_losses", "train_vaegan", "train_vaegan_seeds"]
 
@@ -169,14 +169,8 @@ def train_vaegan_seeds(
     Returns:
         The trained ``(vae, disc)`` pairs, in the order of ``seeds``.
     """
-    seeds = check_seeds(seeds)
-    pairs = []
-    for seed in seeds:
-        seed_everything(seed)
-        vae, disc = make()
-        pairs.append(nn.ModuleDict({"vae": vae, "disc": disc}))
-    stacked = stack_networks(pairs)
-    shape = (len(seeds), batch_size)
+    stacked, pairs = stack_seeded(make, seeds, ("vae", "disc"))
+    shape = (len(pairs), batch_size)
     _train_vaegan(stacked["vae"], stacked["disc"], x, steps, shape, lr, gamma)
     return [(pair["vae"], pair["disc"]) for pair in unstack_networks(stacked, pairs)]
 

@@ -11,9 +11,9 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import trange
 
-from ._checks import check_positive, check_positive_int, check_seeds, check_tensor
-from .nn import MLP, stack_networks, unstack_networks
-from .train import fit, seed_everything, show_progress
+from ._checks import check_positive, check_positive_int, check_tensor
+from .nn import MLP, unstack_networks
+from .train import fit, show_progress, stack_seeded
 
 __all__ = [
     "log_ratio_loss",
@@ -581,20 +581,14 @@ def train_avb_seeds(
         >>> len(pairs), len(h["objective"]), len(h["objective"][0])
         (2, 2, 2)
     """
-    seeds = check_seeds(seeds)
-    pairs = []
-    for seed in seeds:
-        seed_everything(seed)
-        encoder, critic = make()
-        pairs.append(nn.ModuleDict({"encoder": encoder, "critic": critic}))
-    stacked = stack_networks(pairs)
+    stacked, pairs = stack_seeded(make, seeds, ("encoder", "critic"))
 
     def encoders() -> list[nn.Module]:
         return [pair["encoder"] for pair in unstack_networks(stacked, pairs)]
 
     history = _train_avb(
         stacked["encoder"], stacked["critic"], x, log_likelihood, prior, steps,
-        critic_steps, (len(seeds), batch_size), lr_encoder, lr_critic, None,
+        critic_steps, (len(pairs), batch_size), lr_encoder, lr_critic, None,
         record_every, callback and (lambda step: callback(step, encoders())),
     )  # fmt: skip
     unstack_networks(stacked, pairs)

@@ -31,6 +31,7 @@ __all__ = [
     "gradient_samples",
     "fit_vae",
     "fit_seeds",
+    "stack_seeded",
     "fit_vae_seeds",
 ]
 
@@ -422,6 +423,38 @@ def fit_seeds(
 
     fit(total, stacked.parameters(), steps=steps, lr=lr, progress=progress)
     return unstack_networks(stacked, models), torch.stack(history).cpu().numpy()
+
+
+def stack_seeded(
+    make: Callable[[], tuple[torch.nn.Module, ...]],
+    seeds: Iterable[int],
+    names: tuple[str, ...],
+) -> tuple[torch.nn.ModuleDict, list[torch.nn.ModuleDict]]:
+    """Build a set of networks per seed and stack each network over the seeds.
+
+    For each seed, :func:`seed_everything` then ``make()`` returns that seed's networks
+    (an encoder and a critic, say), kept in a ``ModuleDict`` under ``names``. Chapters:
+    avb, vae (through the training loops that use it).
+
+    Returns:
+        ``(stacked, sets)``: the :func:`vbtutor.nn.stack_networks` of the sets, whose
+        entries take inputs with a leading seed axis, and the per-seed sets, in the
+        order of ``seeds`` (for :func:`vbtutor.nn.unstack_networks`).
+
+    Example:
+        >>> make = lambda: (torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+        >>> stacked, sets = stack_seeded(make, [0, 1], ("a", "b"))
+        >>> stacked["a"](torch.zeros(2, 5, 2)).shape, len(sets)
+        (torch.Size([2, 5, 3]), 2)
+    """
+    sets = []
+    for seed in check_seeds(seeds):
+        seed_everything(seed)
+        networks = make()
+        if len(networks) != len(names):
+            raise ValueError(f"make must return {len(names)} networks, one per name")
+        sets.append(torch.nn.ModuleDict(dict(zip(names, networks, strict=True))))
+    return stack_networks(sets), sets
 
 
 def fit_vae_seeds(
