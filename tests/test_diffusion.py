@@ -357,7 +357,13 @@ def test_train_ring_nets_learns_the_cfm_velocity_at_time_zero_for_every_seed():
         assert rel < 0.1
 
 
-@pytest.mark.parametrize("loss", [dd.cfm_loss, dd.dsm_loss])
+def ddpm_loss(
+    net, x0
+):  # simple_loss with a fixed schedule, as train_ring_nets calls it
+    return dd.simple_loss(net, dd.linear_schedule(20, 1e-2, 0.3, dtype=F64), x0)
+
+
+@pytest.mark.parametrize("loss", [dd.cfm_loss, dd.dsm_loss, ddpm_loss])
 def test_losses_take_a_leading_seed_axis(loss):
     net = dd.EpsilonNet(2, T=1, hidden=8).double()
     x = torch.randn(50, 2, dtype=F64)
@@ -368,6 +374,95 @@ def test_losses_take_a_leading_seed_axis(loss):
     assert flat.shape == () and one_seed.shape == (1,)
     torch.testing.assert_close(one_seed[0], flat)
     assert loss(net, torch.randn(3, 50, 2, dtype=F64)).shape == (3,)
+
+
+def test_train_ring_nets_builds_networks_on_the_time_scale_asked_for():
+    nets, _ = dd.train_ring_nets(ddpm_loss, [0], 2, n_train=64, T=20)
+    assert nets[0].T == 20
+    start = dd.EpsilonNet(2, T=20, hidden=64, layers=3).double()  # the same sizes
+    shapes = [p.shape for p in start.parameters()]
+    assert [p.shape for p in nets[0].parameters()] == shapes
+
+
+def exact_gaussian_eps(schedule, m, sd):
+    """E[eps | x_t] when x_0 ~ N(m, sd^2) in one dimension: the ideal noise predictor."""
+
+    def eps(x, t):
+        ab = schedule.alpha_bar[t].unsqueeze(-1)
+        return (1 - ab).sqrt() * (x - ab.sqrt() * m) / (ab * sd**2 + 1 - ab)
+
+    return eps
+
+
+def test_ddim_with_eta_one_and_every_step_is_ancestral_sampling(schedule):
+    # eta = 1 over all T steps: x_{t-1} ~ N(mu~(x0_hat, x_t), beta~_t), with the forward
+    # posterior of ddpm.posterior at the network's guess of x_0
+    def net(x, t):
+        return 0.3 * x + 0.01 * t.unsqueeze(-1)
+
+    start = torch.randn(6, 2, dtype=F64)
+    got = dd.ddim_sample(
+        net, schedule, start, 20, 1.0, torch.Generator().manual_seed(4)
+    )
+    g, x = torch.Generator().manual_seed(4), start
+    for t in range(20, 0, -1):
+        eps, ab = net(x, torch.full((6,), t)), schedule.alpha_bar[t]
+        x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+        mean, var = dd.posterior(schedule, x0_hat, x, t)
+        x = (
+            mean + var.sqrt() * torch.randn(6, 2, generator=g, dtype=F64)
+            if t > 1
+            else mean
+        )
+    torch.testing.assert_close(got, x)
+
+
+def test_ddim_converges_to_the_exact_flow_at_first_order():
+    # For Gaussian data and the ideal predictor, x / sqrt(alpha_bar) - m scales like
+    # sqrt(sd^2 + 1 / alpha_bar - 1) along DDIM's ODE: the exact map from x_T to x_0
+    s, m, sd = dd.linear_schedule(1000, dtype=F64), 1.0, 0.5
+    x_T = torch.linspace(-2, 2, 9, dtype=F64).unsqueeze(-1)
+    ab_T = s.alpha_bar[-1]
+    exact = m + (x_T / ab_T.sqrt() - m) * sd / (sd**2 + 1 / ab_T - 1).sqrt()
+    net = exact_gaussian_eps(s, m, sd)
+    errors = [
+        (dd.ddim_sample(net, s, x_T, n) - exact).abs().max().item()
+        for n in (100, 200, 400)
+    ]
+    assert errors[0] < 0.05  # close, and the error halves with each doubling
+    for coarse, fine in zip(errors[:-1], errors[1:], strict=True):
+        assert 0.4 < fine / coarse < 0.6, errors
+
+
+def test_ddim_noise_only_with_positive_eta(schedule):
+    def net(x, t):
+        return 0.1 * x
+
+    x = torch.randn(4, 2, dtype=F64)
+    runs = {
+        eta: [
+            dd.ddim_sample(net, schedule, x, 5, eta, torch.Generator().manual_seed(k))
+            for k in (1, 2)
+        ]
+        for eta in (0.0, 0.5)
+    }
+    assert torch.equal(*runs[0.0]) and not torch.equal(*runs[0.5])
+
+
+def test_ddim_bad_input_is_named(schedule):
+    def net(x, t):
+        return x
+
+    x = torch.zeros(3, 2, dtype=F64)
+    with raises_naming("n_steps"):
+        dd.ddim_sample(net, schedule, x, 21)
+    with raises_naming("n_steps"):
+        dd.ddim_sample(net, schedule, x, 0)
+    for eta in (-0.1, 1.5, float("nan")):
+        with raises_naming("eta"):
+            dd.ddim_sample(net, schedule, x, 5, eta)
+    with raises_naming("x"):
+        dd.ddim_sample(net, schedule, torch.zeros(3), 5)
 
 
 def test_train_ring_nets_bad_input_is_named():

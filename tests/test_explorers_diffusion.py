@@ -306,6 +306,55 @@ def test_flow_explorer_checks_its_input(flow_setup):
         )
 
 
+# -- ddim ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ddim_setup():
+    schedule = dd.linear_schedule(40, 1e-3, 0.3, dtype=F64)
+    torch.manual_seed(3)
+    net = dd.EpsilonNet(2, 40, hidden=16, layers=1).double()
+    test, floor = dd.ring_mixture(dtype=F64).sample((2, 300))
+    noise = torch.randn(150, 2, generator=torch.Generator().manual_seed(4), dtype=F64)
+    explorer = explorers.ddim_explorer(net, schedule, test, noise, floor, points=120)
+    return net, schedule, test, noise, explorer
+
+
+def test_ddim_explorer_recomputes_for_any_nfe_and_sampler(ddim_setup):
+    explorer = ddim_setup[4]
+    assert [p.name for p in explorer.params] == ["nfe", "sampler"]
+    assert explorer.params[0].frames == (2, 5, 10, 20, 40)
+    assert len(explorer.frames) == 10
+    assert_live(explorer, nfe=7, sampler="DDPM (η = 1)")
+    assert_live(explorer, nfe=33, sampler="DDIM (η = 0)")
+
+
+def test_ddim_explorer_shows_the_samplers_output(ddim_setup):
+    net, schedule, test, noise, explorer = ddim_setup
+    for sampler, eta in [("DDIM (η = 0)", 0.0), ("DDPM (η = 1)", 1.0)]:
+        left, right = explorer.render(nfe=7, sampler=sampler).axes
+        expected = dd.ddim_sample(
+            net, schedule, noise[:120], 7, eta, torch.Generator().manual_seed(0)
+        )
+        np.testing.assert_allclose(offsets(left), expected.numpy())
+        distance = 1000 * dd.energy_distance(expected, test)
+        assert title_distance(left) == pytest.approx(distance, abs=0.051)
+        assert star(right) == pytest.approx((7, distance))
+        assert left.get_title().startswith(f"{sampler}: NFE 7\n")
+
+
+def test_ddim_explorer_checks_its_input(ddim_setup):
+    net, schedule, test, noise, _ = ddim_setup
+    with raises_naming("net"):
+        explorers.ddim_explorer("net", schedule, test, noise)
+    with raises_naming("schedule"):
+        explorers.ddim_explorer(net, dd.linear_schedule(3), test, noise)
+    with raises_naming("noise"):
+        explorers.ddim_explorer(net, schedule, test, noise[:10], points=20)
+    with raises_naming("seed"):
+        explorers.ddim_explorer(net, schedule, test, noise, seed=-1)
+
+
 @pytest.fixture(scope="module")
 def fp_explorer():
     from vbtutor.fokker_planck import VPMixture1D

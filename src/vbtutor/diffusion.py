@@ -36,6 +36,7 @@ __all__ = [
     "BoundTerms",
     "variational_bound",
     "ddpm_sample",
+    "ddim_sample",
     "ring_mixture",
     "energy_distance",
     "energy_distance_noise",
@@ -150,8 +151,9 @@ def q_sample(
 
     Arguments:
         schedule: a :class:`Schedule`.
-        x0: data, shape ``(n, d)``.
-        t: one step for all rows, or a long tensor of shape ``(n,)`` with one per row.
+        x0: data, shape ``(n, d)``, or ``(S, n, d)`` for stacked batches.
+        t: one step for all rows, or a long tensor of shape ``x0.shape[:-1]`` with one
+            per row.
         noise: the :math:`\epsilon` to use (default: fresh standard normal draws).
 
     Returns:
@@ -162,7 +164,7 @@ def q_sample(
         >>> q_sample(s, torch.zeros(3, 2), 10, noise=torch.ones(3, 2)).shape
         torch.Size([3, 2])
     """
-    check_tensor("x0", x0, dim=2)
+    check_tensor("x0", x0, min_dim=2)
     if noise is None:
         noise = torch.randn_like(x0)
     elif noise.shape != x0.shape:
@@ -170,8 +172,11 @@ def q_sample(
             f"noise must have shape {tuple(x0.shape)}, got {tuple(noise.shape)}"
         )
     if isinstance(t, torch.Tensor):
-        if t.shape != x0.shape[:1] or bool((t < 0).any() | (t > schedule.T).any()):
-            raise ValueError(f"t must hold {x0.shape[0]} steps in [0, {schedule.T}]")
+        rows = x0.shape[:-1]
+        if t.shape != rows or bool((t < 0).any() | (t > schedule.T).any()):
+            raise ValueError(
+                f"t must have shape {tuple(rows)}, with steps in [0, {schedule.T}]"
+            )
         ab = schedule.alpha_bar.to(x0)[t].unsqueeze(-1)
     else:
         ab = schedule.alpha_bar[_check_t(schedule, t)].to(x0)
@@ -330,11 +335,13 @@ def simple_loss(
     Arguments:
         net: maps ``(x_t, t)`` to predicted noise.
         schedule: a :class:`Schedule`.
-        x0: a mini-batch of data, shape ``(n, d)``.
+        x0: a mini-batch of data, shape ``(n, d)``, or ``(S, n, d)``: one batch per
+            stacked network.
         generator: optional random stream.
 
     Returns:
-        The scalar loss (squared error summed over coordinates, averaged over rows).
+        The loss (squared error summed over coordinates, averaged over rows): a scalar,
+        or shape ``(S,)``.
 
     References:
         Ho et al. (2020), eq. 14, arXiv:2006.11239.
@@ -345,9 +352,9 @@ def simple_loss(
         >>> loss.dim()
         0
     """
-    check_tensor("x0", x0, dim=2)
-    n = x0.shape[0]
-    t = torch.randint(1, schedule.T + 1, (n,), generator=generator).to(x0.device)
+    check_tensor("x0", x0, min_dim=2)
+    rows = x0.shape[:-1]
+    t = torch.randint(1, schedule.T + 1, rows, generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     xt = q_sample(schedule, x0, t, eps)
     predicted = net(xt, t)
@@ -356,7 +363,7 @@ def simple_loss(
             f"net must return the noise's shape {tuple(eps.shape)},"
             f" got {tuple(predicted.shape)}"
         )
-    return (eps - predicted).pow(2).sum(-1).mean()
+    return (eps - predicted).pow(2).sum(-1).mean(-1)
 
 
 class BoundTerms(NamedTuple):
@@ -488,6 +495,72 @@ def ddpm_sample(
     if 0 in keep:
         kept[0] = x.cpu()
     return x.cpu(), kept
+
+
+@torch.no_grad()
+def ddim_sample(
+    net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    schedule: Schedule,
+    x: torch.Tensor,
+    n_steps: int,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""DDIM's sampler: ``n_steps`` jumps down an evenly spaced subsequence of the steps.
+
+    From step :math:`t` to the next smaller step :math:`s` of the subsequence, with the
+    network's guesses :math:`\hat\epsilon = \epsilon_\theta(x_t, t)` and
+    :math:`\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}`,
+
+    .. math::
+        x_s = \sqrt{\bar\alpha_s}\,\hat x_0 + \sqrt{1 - \bar\alpha_s - \sigma^2}\,
+        \hat\epsilon + \sigma z, \qquad
+        \sigma = \eta \sqrt{\frac{1 - \bar\alpha_s}{1 - \bar\alpha_t}
+        \Big(1 - \frac{\bar\alpha_t}{\bar\alpha_s}\Big)}.
+
+    ``eta = 0`` is the deterministic DDIM sampler; ``eta = 1`` with ``n_steps = T`` is
+    ancestral DDPM sampling with variance :math:`\tilde\beta_t`, and with fewer steps
+    its strided version. Each step costs one network evaluation.
+
+    Arguments:
+        net: the noise predictor ``(x_t, t) -> eps``, with ``t`` a long tensor ``(n,)``.
+        schedule: a :class:`Schedule`.
+        x: the starting noise :math:`x_T`, shape ``(n, d)``.
+        n_steps: number of steps, from 1 to ``T``; the subsequence is
+            ``round(linspace(0, T, n_steps + 1))``.
+        eta: the scale of the fresh noise, from 0 to 1.
+        generator: optional random stream for that noise.
+
+    Returns:
+        The samples :math:`x_0`, shaped like ``x``.
+
+    References:
+        Song, Meng and Ermon, Denoising diffusion implicit models, eq. 12 and
+        eq. 16, arXiv:2010.02502.
+
+    Example:
+        >>> s = linear_schedule(10)
+        >>> ddim_sample(lambda x, t: torch.zeros_like(x), s, torch.ones(3, 2), 5).shape
+        torch.Size([3, 2])
+    """
+    check_tensor("x", x, dim=2)
+    check_positive_int("n_steps", n_steps)
+    if n_steps > schedule.T:
+        raise ValueError(f"n_steps must be at most T = {schedule.T}, got {n_steps}")
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+    steps = torch.linspace(0, schedule.T, n_steps + 1).round().long().tolist()
+    alpha_bar = schedule.alpha_bar.to(x)
+    for t, s in zip(steps[:0:-1], steps[-2::-1], strict=True):
+        eps = net(x, torch.full((len(x),), t, device=x.device)).to(x)
+        ab_t, ab_s = alpha_bar[t], alpha_bar[s]
+        x0_hat = (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+        var = eta**2 * (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)
+        x = ab_s.sqrt() * x0_hat + (1 - ab_s - var).sqrt() * eps
+        if eta > 0 and s > 0:
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            x = x + var.sqrt() * z.to(x.device)
+    return x
 
 
 def ring_mixture(
@@ -947,29 +1020,35 @@ def train_ring_nets(
     n_train: int = 20_000,
     batch_size: int = 256,
     lr: float = 3e-3,
+    T: int = 1,  # noqa: N803 (the paper's name)
 ) -> tuple[list[EpsilonNet], np.ndarray]:
     r"""Train the diffusion chapters' small network on the ring of eight Gaussians, once per seed.
 
-    One function for every chapter that trains a continuous-time network on the ring, so
-    that two chapters comparing the same thing use the same networks: the same ``loss``,
-    ``seeds`` and ``steps`` give the same weights (on the same device). Seed ``s`` fixes
-    its network's ``n_train`` training points, drawn from :func:`ring_mixture`, and the
-    initial weights of its ``EpsilonNet(2, T=1, hidden=64, layers=3)``. The networks then
-    train side by side (:func:`vbtutor.train.fit_seeds`: Adam with learning rate ``lr``),
-    each on mini-batches of ``batch_size`` of its own points (drawn with replacement)
-    and its own noise inside ``loss``. Training runs in single precision, whatever
-    torch's default dtype. Chapters sde and flow_matching.
+    One function for every chapter that trains a network on the ring, so that two
+    chapters comparing the same thing use the same networks: the same ``loss``,
+    ``seeds``, ``steps`` and ``T`` give the same weights (on the same device). Seed ``s``
+    fixes its network's ``n_train`` training points, drawn from :func:`ring_mixture`,
+    and the initial weights of its ``EpsilonNet(2, T, hidden=64, layers=3)``. The
+    networks then train side by side (:func:`vbtutor.train.fit_seeds`: Adam with
+    learning rate ``lr``), each on mini-batches of ``batch_size`` of its own points
+    (drawn with replacement) and its own noise inside ``loss``. Training runs in single
+    precision, whatever torch's default dtype. Chapters ddpm, sde, fokker_planck and
+    flow_matching.
 
     Arguments:
         loss: ``loss(net, batch)``, e.g. :func:`dsm_loss` (a noise predictor, the
-            score network of chapter sde) or :func:`cfm_loss` (a velocity field); it
-            must take a batch of shape ``(S, n, 2)`` and return ``S`` losses.
+            score network of chapter sde), :func:`cfm_loss` (a velocity field) or
+            :func:`simple_loss` with a schedule (DDPM's noise predictor, with ``T``
+            the schedule's); it must take a batch of shape ``(S, n, 2)`` and return
+            ``S`` losses.
         seeds: at least one non-negative integer.
         steps: optimiser steps, at least 1.
         device: where to train (default: the CPU).
         n_train: size of each network's training sample.
         batch_size: mini-batch size.
         lr: Adam learning rate.
+        T: the network's time scale: 1 for continuous time ``t`` in ``[0, 1]``, the
+            number of steps for DDPM's integer ``t``.
 
     Returns:
         ``(nets, losses)``: the trained networks in double precision on the CPU, in eval
@@ -991,7 +1070,7 @@ def train_ring_nets(
 
     def make() -> EpsilonNet:
         points.append(ring_mixture().sample((n_train,)).to(device))
-        return EpsilonNet(2, T=1, hidden=64, layers=3).to(device)
+        return EpsilonNet(2, T, hidden=64, layers=3).to(device)
 
     def stacked_loss(stacked: nn.Module) -> torch.Tensor:
         train = torch.stack(points)

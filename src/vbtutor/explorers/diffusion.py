@@ -17,6 +17,7 @@ from ._common import memo
 
 __all__ = [
     "ddpm_explorer",
+    "ddim_explorer",
     "sde_explorer",
     "fokker_planck_explorer",
     "flow_matching_explorer",
@@ -41,6 +42,9 @@ SDE_SAMPLERS = ("reverse SDE", "probability-flow ODE")
 
 #: The solvers of the flow_matching explorer.
 FLOW_SOLVERS = ("Euler", "Heun")
+
+#: The samplers of the ddim explorer, as the reader sees them, and their eta.
+DDIM_SAMPLERS = {"DDIM (η = 0)": 0.0, "DDPM (η = 1)": 1.0}
 
 
 def _fmt(value: float) -> str:
@@ -122,6 +126,19 @@ def _legend(fig: Figure, axes) -> None:
         ncol=3,
         bbox_to_anchor=(0.5, 0),
     )
+
+
+def _nfe_figure(test, x, title: str, curves: dict, floor, current: tuple) -> Figure:
+    """Samples over the held-out data (left) and the distance-by-NFE curves (right)."""
+    fig = Figure(figsize=(TEXT_WIDTH, 4.0))
+    left, right = fig.subplots(1, 2, gridspec_kw=LAYOUT)
+    _data(left, test)
+    _scatter(left, x, color=current[2])
+    left.set_title(title)
+    _distance_panel(right, curves, floor, current)
+    right.set(xlabel="NFE (network evaluations)", ylabel="energy distance ×1000")
+    _legend(fig, [left, right])
+    return fig
 
 
 def ddpm_explorer(schedule: dd.Schedule, x0: torch.Tensor, reverse: dict, seed=0):
@@ -488,19 +505,12 @@ def flow_matching_explorer(
     def render(nfe: int, solver: str) -> Figure:
         n = used(solver, nfe)
         x, d = samples(solver, n), distance(solver, n)
-        fig = Figure(figsize=(TEXT_WIDTH, 4.0))
-        left, right = fig.subplots(1, 2, gridspec_kw=LAYOUT)
-        _data(left, test)
-        _scatter(left, x, color=colors[solver])
         steps = n if solver == "Euler" else n // 2
-        left.set_title(
+        title = (
             f"{solver}: {steps} step{'s' if steps > 1 else ''}, NFE {n}\n"
             f"energy distance ×1000: {_fmt(d)}"
         )
-        _distance_panel(right, curves, floor, (n, d, colors[solver]))
-        right.set(xlabel="NFE (network evaluations)", ylabel="energy distance ×1000")
-        _legend(fig, [left, right])
-        return fig
+        return _nfe_figure(test, x, title, curves, floor, (n, d, colors[solver]))
 
     params = [
         log_scale(
@@ -515,3 +525,95 @@ def flow_matching_explorer(
         choice("solver", FLOW_SOLVERS, label="solver"),
     ]
     return Explorer(render, params, title="flow-matching samples by NFE and solver")
+
+
+def ddim_explorer(
+    net,
+    schedule: dd.Schedule,
+    test: torch.Tensor,
+    noise: torch.Tensor,
+    floor_sample: torch.Tensor | None = None,
+    points: int = 1000,
+    seed: int = 0,
+):
+    r"""DDIM against strided DDPM sampling by network evaluations (chapter ddpm).
+
+    Both samplers are :func:`vbtutor.diffusion.ddim_sample` with ``n_steps`` = NFE
+    evenly spaced steps: with ``eta = 0`` (DDIM, deterministic) and with ``eta = 1``
+    (DDPM's ancestral sampling with the forward posterior's variance, strided), from
+    the first ``points`` rows of ``noise``; the fresh noise of DDPM comes from a
+    generator seeded with ``seed`` at every call. The left panel shows the samples over
+    the held-out data (grey); the right panel shows the energy distance (x 1000) to
+    ``test`` against NFE for both samplers, the distance of ``floor_sample`` to
+    ``test`` and the point of the samples shown.
+
+    Arguments:
+        net: the noise predictor ``(x_t, t) -> eps`` with integer steps ``t``.
+        schedule: its :class:`vbtutor.diffusion.Schedule` (T steps).
+        test: held-out data, shape ``(m, 2)``.
+        noise: starting points :math:`x_T`, shape ``(n, 2)`` with ``n >= points``, in
+            the precision of ``net``.
+        floor_sample: optional second data sample, shape ``(m', 2)``.
+        points: how many samples each sampler draws (fewer are faster).
+        seed: seed of DDPM's fresh noise.
+
+    Returns:
+        An :class:`vbtutor.widgets.Explorer` over NFE (1 to T, log scale) and the
+        sampler.
+
+    Chapter: ddpm
+    """
+    if not callable(net):
+        raise ValueError(f"net must be callable, got {type(net).__name__}")
+    if not isinstance(schedule, dd.Schedule):
+        raise ValueError(
+            f"schedule must be a vbtutor.diffusion.Schedule, got {type(schedule)}"
+        )
+    if schedule.T < 5:
+        raise ValueError(f"schedule must have T >= 5 steps, got T = {schedule.T}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    points = _check_points_arg(points)
+    test = _points("test", test)
+    noise = _points("noise", noise, rows=points)[:points].to(noise.dtype)
+    distance_to_test = _distance_to(test)
+    floor = None
+    if floor_sample is not None:
+        floor = distance_to_test(_points("floor_sample", floor_sample))
+
+    @memo
+    def samples(sampler: str, nfe: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        eta = DDIM_SAMPLERS[sampler]
+        return dd.ddim_sample(net, schedule, noise, nfe, eta, generator)
+
+    @memo
+    def distance(sampler: str, nfe: int) -> float:
+        return distance_to_test(samples(sampler, nfe))
+
+    nfes = sorted({n for n in FLOW_NFES if n < schedule.T} | {schedule.T})
+    colors = dict(zip(DDIM_SAMPLERS, ("C0", "C1"), strict=True))
+    curves = {
+        name: (nfes, [distance(name, n) for n in nfes], colors[name])
+        for name in DDIM_SAMPLERS
+    }
+
+    def render(nfe: int, sampler: str) -> Figure:
+        x, d = samples(sampler, nfe), distance(sampler, nfe)
+        title = f"{sampler}: NFE {nfe}\nenergy distance ×1000: {_fmt(d)}"
+        return _nfe_figure(test, x, title, curves, floor, (nfe, d, colors[sampler]))
+
+    frames = sorted({n for n in (2, 5, 10, 20, 50) if n < schedule.T} | {schedule.T})
+    params = [
+        log_scale(
+            "nfe",
+            1,
+            schedule.T,
+            frames,
+            default=min(10, schedule.T),
+            integer=True,
+            label="NFE",
+        ),
+        choice("sampler", tuple(DDIM_SAMPLERS), label="sampler"),
+    ]
+    return Explorer(render, params, title="DDIM and DDPM samples by NFE")
