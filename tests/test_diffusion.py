@@ -99,6 +99,20 @@ def test_kl_term_is_weighted_noise_error(schedule):
     assert torch.allclose(kl, weight * (eps - eps_hat).pow(2).sum(-1) + const)
 
 
+def test_reverse_mean_is_mean_from_eps_of_the_network(schedule):
+    def net(x, t):
+        return 0.5 * x + 0.01 * t.unsqueeze(-1)
+
+    x = torch.randn(4, 2, dtype=F64)
+    for t in (1, 7, 20):
+        expected = dd.mean_from_eps(schedule, x, t, net(x, torch.full((4,), t)))
+        torch.testing.assert_close(dd.reverse_mean(net, schedule)(x, t), expected)
+    with raises_naming("t"):
+        dd.reverse_mean(net, schedule)(x, 0)
+    with raises_naming("net"):
+        dd.reverse_mean("net", schedule)
+
+
 def test_sampler_with_exact_noise_recovers_gaussian_data():
     s = dd.linear_schedule(1000, dtype=F64)
     m, sd = 1.0, 0.5

@@ -31,6 +31,7 @@ __all__ = [
     "forward_chain",
     "posterior",
     "mean_from_eps",
+    "reverse_mean",
     "EpsilonNet",
     "simple_loss",
     "BoundTerms",
@@ -275,6 +276,35 @@ def mean_from_eps(
     _check_t(schedule, t, low=1)
     ab, beta = schedule.alpha_bar[t].to(xt), schedule.betas[t].to(xt)
     return (xt - beta / (1 - ab).sqrt() * eps) / schedule.alphas[t].to(xt).sqrt()
+
+
+def reverse_mean(
+    net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule: Schedule
+) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    r"""DDPM's reverse mean :math:`\mu_\theta(x_t, t)` of a noise predictor, as a function.
+
+    The function maps ``(x_t, t)``, with ``t`` one step for all rows, to
+    :func:`mean_from_eps` of ``net(x_t, t)``: the ``mean_fn`` that
+    :func:`variational_bound` takes.
+
+    Arguments:
+        net: the noise predictor ``(x_t, t) -> eps``, ``t`` a tensor of shape ``(n,)``.
+        schedule: a :class:`Schedule`.
+
+    Example:
+        >>> s = linear_schedule(10)
+        >>> reverse_mean(lambda x, t: torch.zeros_like(x), s)(torch.zeros(3, 2), 4).shape
+        torch.Size([3, 2])
+    """
+    if not callable(net):
+        raise ValueError(f"net must be callable, got {type(net).__name__}")
+
+    def mean(xt: torch.Tensor, t: int) -> torch.Tensor:
+        _check_t(schedule, t, low=1)
+        steps = torch.full(xt.shape[:-1], t, device=xt.device)
+        return mean_from_eps(schedule, xt, t, net(xt, steps))
+
+    return mean
 
 
 class EpsilonNet(nn.Module):
