@@ -479,6 +479,76 @@ def test_ddim_bad_input_is_named(schedule):
         dd.ddim_sample(net, schedule, torch.zeros(3), 5)
 
 
+def test_gaussian_path_velocity_of_the_straight_path_is_the_closed_form():
+    ring, x = dd.ring_mixture(dtype=F64), torch.randn(50, 2, dtype=F64)
+    for t in (0.1, 0.5, 0.9):
+        v = dd.gaussian_path_velocity(ring, lambda t: t, lambda t: 1 - t, x, t)
+        torch.testing.assert_close(v, dd.straight_path_velocity(ring, x, t))
+
+
+@pytest.fixture
+def double_default():
+    """float64 as torch's default dtype (vp_marginal computes in it), then restored."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(F64)
+    yield
+    torch.set_default_dtype(default)
+
+
+def test_gaussian_path_velocity_of_the_vp_path_is_the_probability_flow(double_default):
+    # in the flipped time t -> 1 - t the VP path's velocity is beta/2 (x + score)
+    ring, x = dd.ring_mixture(dtype=F64), torch.randn(50, 2, dtype=F64)
+
+    def alpha(t):
+        return dd.vp_marginal(1 - t)[0]
+
+    def sigma(t):
+        return dd.vp_marginal(1 - t)[1].sqrt()
+
+    for t in (0.1, 0.5, 0.9):
+        p_t = dd.diffused_mixture(ring, *dd.vp_marginal(1 - t))
+        flow = 0.5 * dd.vp_beta(1 - t) * (x + dd.score(p_t, x))
+        torch.testing.assert_close(
+            dd.gaussian_path_velocity(ring, alpha, sigma, x, t), flow
+        )
+
+
+def test_gaussian_path_velocity_carries_its_path_by_the_continuity_equation():
+    # a path neither of the other tests covers: alpha = sin, sigma = cos of pi t / 2
+    from vbtutor import fokker_planck as fp
+
+    ring = dd.ring_mixture(dtype=F64)
+
+    def alpha(t):
+        return torch.sin(0.5 * math.pi * torch.as_tensor(t, dtype=F64))
+
+    def sigma(t):
+        return torch.cos(0.5 * math.pi * torch.as_tensor(t, dtype=F64))
+
+    def density(x, t):
+        return dd.diffused_mixture(ring, alpha(t), sigma(t) ** 2).log_prob(x).exp()
+
+    def velocity(x, t):
+        return dd.gaussian_path_velocity(ring, alpha, sigma, x, t)
+
+    for t in (0.3, 0.7):
+        x = dd.diffused_mixture(ring, alpha(t), sigma(t) ** 2).sample((300,))
+        residual, size = fp.continuity_residual(density, velocity, x, t)
+        assert (residual.abs() / size).max() < 1e-10
+        residual, size = fp.continuity_residual(density, lambda x, t: 0 * x, x, t)
+        assert (residual.abs() / size).min() > 0.99  # the control: no cancellation
+
+
+def test_gaussian_path_velocity_bad_input_is_named():
+    ring, x = dd.ring_mixture(dtype=F64), torch.zeros(3, 2, dtype=F64)
+    with raises_naming("alpha"):
+        dd.gaussian_path_velocity(ring, 0.5, lambda t: 1 - t, x, 0.5)
+    with raises_naming("alpha"):
+        dd.gaussian_path_velocity(ring, lambda t: t, lambda t: 1 - t, x, 0.0)
+    with raises_naming("x"):
+        dd.gaussian_path_velocity(ring, lambda t: t, lambda t: 1 - t, x[0], 0.5)
+
+
 def test_train_ring_nets_bad_input_is_named():
     with raises_naming("steps"):
         dd.train_ring_nets(dd.cfm_loss, [0], 0)

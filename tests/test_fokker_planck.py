@@ -96,6 +96,25 @@ def test_flow_log_density_of_a_linear_flow_is_the_gaussian_change_of_variables()
     torch.testing.assert_close(got, expected, atol=1e-7, rtol=0)
 
 
+def test_flow_log_density_of_several_linear_flows_at_once():
+    # dx/dt = -a x maps N(0, 1) to N(0, e^-2a) at t = 1: one solve for three rates a,
+    # each row against its own Gaussian change of variables, with its own end density
+    rates = (0.5, 1.0, 2.0)
+    x = torch.tensor([[-1.0], [0.3], [2.0]], dtype=F64)
+    ends = torch.tensor([math.exp(-a) for a in rates], dtype=F64)
+
+    def end_log_density(z):  # the rows of model k are rows 3k to 3k + 2
+        return D.Normal(0.0, ends.repeat_interleave(3)).log_prob(z[:, 0])
+
+    velocities = [lambda x, t, a=a: -a * x for a in rates]
+    got = fp.flow_log_density(velocities, end_log_density, x, 0.0, 1.0)
+    expected = D.Normal(torch.tensor(0.0, dtype=F64), 1.0).log_prob(x[:, 0])
+    assert got.shape == (3, 3)
+    torch.testing.assert_close(got, expected.expand(3, 3), atol=1e-7, rtol=0)
+    with raises_naming("velocity"):
+        fp.flow_log_density([], end_log_density, x, 0.0, 1.0)
+
+
 def test_ito_errors_shrink_like_the_square_root_of_the_step(mixture):
     coarse = fp.ito_errors(mixture, 100, 2000, torch.Generator().manual_seed(1))
     fine = fp.ito_errors(mixture, 1000, 2000, torch.Generator().manual_seed(1))

@@ -345,16 +345,23 @@ def flow_log_density(
     the divergence, and :func:`vbtutor.flows.cnf_integrate` integrates the pair with the
     exact divergence.
 
+    Several models' densities at the same points come from one solve: pass a list of
+    velocities, and the paths of all of them are integrated together (the solver's
+    per-step cost is paid once; its step sizes are chosen for all paths at once).
+
     Arguments:
         velocity: ``v(x, t)`` for points ``x`` of shape ``(n, d)`` and times ``t`` of
-            shape ``(n, 1)``; differentiable in ``x``.
-        log_density_end: :math:`\log p_{t_1}` of points of shape ``(n, d)``.
+            shape ``(n, 1)``; differentiable in ``x``. Or a list or tuple of ``S`` such
+            fields, one per model.
+        log_density_end: :math:`\log p_{t_1}` of points of shape ``(n, d)``; with
+            ``S`` velocities it gets all models' end points, stacked model by model,
+            shape ``(S * n, d)``.
         x: points at time ``t0``, shape ``(n, d)``.
         t0, t1: the start and end times, ``t0 < t1``.
         rtol, atol: the solver's tolerances.
 
     Returns:
-        :math:`\log p_{t_0}(x)`, shape ``(n,)``.
+        :math:`\log p_{t_0}(x)`, shape ``(n,)``, or ``(S, n)`` for ``S`` velocities.
 
     Example:
         >>> from torch.distributions import Normal
@@ -368,6 +375,10 @@ def flow_log_density(
     check_tensor("x", x, dim=2)
     if not t0 < t1:
         raise ValueError(f"t0 must be below t1, got {t0} and {t1}")
+    if isinstance(velocity, (list, tuple)):
+        return _joint_log_density(list(velocity), log_density_end, x, t0, t1, rtol, atol)
+    if not callable(velocity):
+        raise ValueError(f"velocity must be callable, got {type(velocity).__name__}")
     d = x.shape[1]
 
     def field(state: torch.Tensor) -> torch.Tensor:
@@ -377,3 +388,20 @@ def flow_log_density(
     start = torch.cat([x, torch.full_like(x[:, :1], t0)], dim=1)
     end, delta = cnf_integrate(field, start, t1=t1 - t0, rtol=rtol, atol=atol)
     return log_density_end(end[:, :d]) - delta
+
+
+def _joint_log_density(velocities, log_density_end, x, t0, t1, rtol, atol):
+    """:func:`flow_log_density` for several velocities at once, as one stacked field."""
+    if not velocities or not all(callable(v) for v in velocities):
+        raise ValueError("velocity must be callable or a non-empty list of callables")
+    n = x.shape[0]
+
+    def stacked(points: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        rows = [slice(k * n, (k + 1) * n) for k in range(len(velocities))]
+        return torch.cat(
+            [v(points[r], t[r]) for v, r in zip(velocities, rows, strict=True)]
+        )
+
+    repeated = x.repeat(len(velocities), 1)
+    log_p = flow_log_density(stacked, log_density_end, repeated, t0, t1, rtol, atol)
+    return log_p.reshape(len(velocities), n)
