@@ -376,7 +376,9 @@ def flow_log_density(
     if not t0 < t1:
         raise ValueError(f"t0 must be below t1, got {t0} and {t1}")
     if isinstance(velocity, (list, tuple)):
-        return _joint_log_density(list(velocity), log_density_end, x, t0, t1, rtol, atol)
+        return _joint_log_density(
+            list(velocity), log_density_end, x, t0, t1, rtol, atol
+        )
     if not callable(velocity):
         raise ValueError(f"velocity must be callable, got {type(velocity).__name__}")
     d = x.shape[1]
