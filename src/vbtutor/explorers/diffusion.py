@@ -236,6 +236,20 @@ def _mixture_score(mixture: D.MixtureSameFamily, t_min: float):
     return score
 
 
+def _sampler_inputs(test, noise, floor_sample, points):
+    """The checked inputs of a sampler explorer: the test points (float64), the first
+    ``points`` rows of ``noise`` (in its own precision), the distance to ``test`` and the
+    distance of ``floor_sample`` to it (``None`` without one)."""
+    points = _check_points_arg(points)
+    test = _points("test", test)
+    noise = _points("noise", noise, rows=points)[:points].to(noise.dtype)
+    distance_to_test = _distance_to(test)
+    floor = None
+    if floor_sample is not None:
+        floor = distance_to_test(_points("floor_sample", floor_sample))
+    return test, noise, distance_to_test, floor
+
+
 def _check_points_arg(points) -> int:
     if isinstance(points, bool) or not isinstance(points, int) or points < 2:
         raise ValueError(f"points must be an int >= 2, got {points!r}")
@@ -286,13 +300,9 @@ def sde_explorer(
         raise ValueError("mixture must be a MixtureSameFamily of diagonal Gaussians")
     if mixture.event_shape != (2,):
         raise ValueError(f"mixture must be 2-D, got event shape {mixture.event_shape}")
-    points = _check_points_arg(points)
-    test = _points("test", test)
-    noise = _points("noise", noise, rows=points)[:points].to(noise.dtype)
-    distance_to_test = _distance_to(test)
-    floor = None
-    if floor_sample is not None:
-        floor = distance_to_test(_points("floor_sample", floor_sample))
+    test, noise, distance_to_test, floor = _sampler_inputs(
+        test, noise, floor_sample, points
+    )
     if not 0 < t_min < 1:
         raise ValueError(f"t_min must lie in (0, 1), got {t_min!r}")
     score = _mixture_score(mixture, t_min)
@@ -474,13 +484,9 @@ def flow_matching_explorer(
     """
     if not callable(velocity):
         raise ValueError(f"velocity must be callable, got {type(velocity).__name__}")
-    points = _check_points_arg(points)
-    test = _points("test", test)
-    noise = _points("noise", noise, rows=points)[:points].to(noise.dtype)
-    distance_to_test = _distance_to(test)
-    floor = None
-    if floor_sample is not None:
-        floor = distance_to_test(_points("floor_sample", floor_sample))
+    test, noise, distance_to_test, floor = _sampler_inputs(
+        test, noise, floor_sample, points
+    )
 
     def used(solver: str, nfe: int) -> int:
         """The evaluations the solver uses within a budget of ``nfe``."""
@@ -573,13 +579,9 @@ def ddim_explorer(
         raise ValueError(f"schedule must have T >= 5 steps, got T = {schedule.T}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    points = _check_points_arg(points)
-    test = _points("test", test)
-    noise = _points("noise", noise, rows=points)[:points].to(noise.dtype)
-    distance_to_test = _distance_to(test)
-    floor = None
-    if floor_sample is not None:
-        floor = distance_to_test(_points("floor_sample", floor_sample))
+    test, noise, distance_to_test, floor = _sampler_inputs(
+        test, noise, floor_sample, points
+    )
 
     @memo
     def samples(sampler: str, nfe: int) -> torch.Tensor:
