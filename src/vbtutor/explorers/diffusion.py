@@ -43,8 +43,9 @@ SDE_SAMPLERS = ("reverse SDE", "probability-flow ODE")
 #: The solvers of the flow_matching explorer.
 FLOW_SOLVERS = ("Euler", "Heun")
 
-#: The samplers of the ddim explorer, as the reader sees them, and their eta.
-DDIM_SAMPLERS = {"DDIM (η = 0)": 0.0, "DDPM (η = 1)": 1.0}
+#: The samplers of the ddim explorer, as the reader sees them (short, for a phone's
+#: control row), and their eta.
+DDIM_SAMPLERS = {"DDIM": 0.0, "DDPM": 1.0}
 
 
 def _fmt(value: float) -> str:
@@ -602,7 +603,8 @@ def ddim_explorer(
 
     def render(nfe: int, sampler: str) -> Figure:
         x, d = samples(sampler, nfe), distance(sampler, nfe)
-        title = f"{sampler}: NFE {nfe}\nenergy distance ×1000: {_fmt(d)}"
+        eta = DDIM_SAMPLERS[sampler]
+        title = f"{sampler} (η = {eta:g}): NFE {nfe}\nenergy distance ×1000: {_fmt(d)}"
         return _nfe_figure(test, x, title, curves, floor, (nfe, d, colors[sampler]))
 
     frames = sorted({n for n in (2, 5, 10, 20, 50) if n < schedule.T} | {schedule.T})
