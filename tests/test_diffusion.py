@@ -549,6 +549,52 @@ def test_gaussian_path_velocity_bad_input_is_named():
         dd.gaussian_path_velocity(ring, lambda t: t, lambda t: 1 - t, x[0], 0.5)
 
 
+def test_langevin_steps_pull_a_wide_cloud_to_the_target_gaussian():
+    # target N(1, 0.5^2); start four times too wide; the unadjusted chain's stationary
+    # variance exceeds the target's by a factor 1 / (1 - eps / (2 v)), a few per cent
+    m, v = 1.0, 0.25
+
+    def score(x, t):
+        return -(x - m) / v
+
+    g = torch.Generator().manual_seed(2)
+    x = m + 2 * math.sqrt(v) * torch.randn(20_000, 1, generator=g, dtype=F64)
+    for _ in range(300):
+        x = dd.langevin_step(score, x, 0.5, snr=0.16, generator=g)
+    mean, se = mean_and_se(x[:, 0])
+    assert_within_se(mean, m, se)
+    assert 1.0 < x[:, 0].var().item() / v < 1.06
+
+
+def test_predictor_corrector_with_the_exact_score_recovers_gaussian_data(
+    double_default,
+):
+    # data N(1, 0.5^2) in one dimension: p_t = N(a m, a^2 s^2 + sigma^2), exact score
+    m, sd = 1.0, 0.5
+
+    def score(x, t):
+        a, var = dd.vp_marginal(t)
+        return -(x - a * m) / (a**2 * sd**2 + var)
+
+    g = torch.Generator().manual_seed(3)
+    x1 = torch.randn(20_000, 1, generator=g, dtype=F64)
+    x = dd.vp_predictor_corrector(score, x1, torch.linspace(1, 1e-3, 301), 0.16, g)
+    mean, se = mean_and_se(x[:, 0])
+    assert_within_se(mean, m, se)
+    v, v_se = mean_and_se((x[:, 0] - m) ** 2)
+    assert abs(v - sd**2) < 4 * v_se + 0.01  # SE and a discretisation bias of O(dt)
+
+
+def test_predictor_corrector_bad_input_is_named():
+    x = torch.zeros(3, 2)
+    with raises_naming("times"):
+        dd.vp_predictor_corrector(lambda x, t: -x, x, torch.linspace(0.5, 1, 3))
+    with raises_naming("snr"):
+        dd.vp_predictor_corrector(lambda x, t: -x, x, torch.linspace(1, 0.5, 3), -1.0)
+    with raises_naming("snr"):
+        dd.langevin_step(lambda x, t: -x, x, 0.5, float("nan"))
+
+
 def test_train_ring_nets_bad_input_is_named():
     with raises_naming("steps"):
         dd.train_ring_nets(dd.cfm_loss, [0], 0)
