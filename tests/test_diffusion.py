@@ -488,11 +488,22 @@ def test_gaussian_path_velocity_of_the_straight_path_is_the_closed_form():
 
 @pytest.fixture
 def double_default():
-    """float64 as torch's default dtype (vp_marginal computes in it), then restored."""
+    """float64 as torch's default dtype (for references built from Python floats)."""
     default = torch.get_default_dtype()
     torch.set_default_dtype(F64)
     yield
     torch.set_default_dtype(default)
+
+
+def test_vp_marginal_keeps_the_precision_of_a_tensor_time():
+    # under a float32 default, a float64 time must not be rounded to float32
+    t = torch.tensor(0.3, dtype=F64)
+    scale, var = dd.vp_marginal(t)
+    big_b = 0.1 * 0.3 + 0.5 * 19.9 * 0.3**2
+    assert scale.dtype == F64 and var.dtype == F64
+    assert abs(scale.item() - math.exp(-0.5 * big_b)) < 1e-15
+    assert abs(var.item() + math.expm1(-big_b)) < 1e-15
+    assert dd.vp_marginal(0.3)[0].dtype == torch.get_default_dtype()
 
 
 def test_gaussian_path_velocity_of_the_vp_path_is_the_probability_flow(double_default):

@@ -716,7 +716,8 @@ def vp_marginal(t, beta_min: float = 0.1, beta_max: float = 20.0):
     :math:`B(t) = \int_0^t \beta(s)\,ds = \beta_\min t + \tfrac12(\beta_\max - \beta_\min)t^2`.
 
     Arguments:
-        t: time(s) in [0, 1], a float or tensor.
+        t: time(s) in [0, 1], a float or tensor; a floating tensor keeps its dtype, a
+            number or an integer tensor takes torch's default dtype.
         beta_min, beta_max: the schedule, positive.
 
     Returns:
@@ -733,7 +734,9 @@ def vp_marginal(t, beta_min: float = 0.1, beta_max: float = 20.0):
     """
     check_positive("beta_min", beta_min)
     check_positive("beta_max", beta_max)
-    t = torch.as_tensor(t, dtype=torch.get_default_dtype())
+    t = torch.as_tensor(t)
+    if not t.is_floating_point():  # a floating tensor keeps its precision
+        t = t.to(torch.get_default_dtype())
     big_b = beta_min * t + 0.5 * (beta_max - beta_min) * t**2
     return torch.exp(-0.5 * big_b), -torch.expm1(-big_b)
 
