@@ -47,7 +47,7 @@ def log_mean_exp(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
         >>> log_mean_exp(torch.tensor([1000.0, 1000.0]))
         tensor(1000.)
     """
-    check_tensor("log_w", log_w, min_dim=1)
+    check_tensor("log_w", log_w, min_dim=1, allow_neg_inf=True)
     return torch.logsumexp(log_w, dim=dim) - math.log(log_w.shape[dim])
 
 
@@ -60,7 +60,7 @@ def effective_sample_size(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
         >>> effective_sample_size(torch.zeros(10))
         tensor(10.)
     """
-    check_tensor("log_w", log_w, min_dim=1)
+    check_tensor("log_w", log_w, min_dim=1, allow_neg_inf=True)
     if log_w.shape[dim] == 0:
         raise ValueError(f"log_w needs at least one weight along dim {dim}, got none")
     return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))
@@ -334,13 +334,23 @@ def iwae_gap(log_w: torch.Tensor, log_px: torch.Tensor | float) -> Estimate:
         >>> iwae_gap(log_w, 0.0).value
         tensor(0.)
     """
-    check_tensor("log_w", log_w, min_dim=2)
+    check_tensor("log_w", log_w, min_dim=2, allow_neg_inf=True)
     if log_w.shape[1] < 2:
         raise ValueError(
             f"log_w needs at least 2 replicates along dim 1, got {log_w.shape[1]}"
         )
+    log_px = check_tensor("log_px", torch.as_tensor(log_px, dtype=log_w.dtype))
+    try:
+        fits = torch.broadcast_shapes(log_px.shape, log_w.shape[1:]) == log_w.shape[1:]
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"log_px {tuple(log_px.shape)} must broadcast to log_w.shape[2:] "
+            f"{tuple(log_w.shape[2:])}"
+        )
     # log w_bar directly, not log(exp(.)): far below p(x), w_bar underflows to 0
-    log_w_bar = log_mean_exp(log_w, 0) - torch.as_tensor(log_px, dtype=log_w.dtype)
+    log_w_bar = log_mean_exp(log_w, 0) - log_px
     g = log_w_bar - torch.expm1(log_w_bar)
     return _mean_and_se(-g)
 
@@ -360,7 +370,7 @@ def subset_log_means(log_w: torch.Tensor, m: int) -> torch.Tensor:
         >>> subset_log_means(lw, 2).exp()
         tensor([1.5000, 2.0000, 2.5000])
     """
-    check_tensor("log_w", log_w, min_dim=1)
+    check_tensor("log_w", log_w, min_dim=1, allow_neg_inf=True)
     k = log_w.shape[0]
     check_positive_int("m", m)
     if m > k:

@@ -11,7 +11,12 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import trange
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import (
+    check_positive,
+    check_positive_int,
+    check_same_dtype,
+    check_tensor,
+)
 from .nn import MLP, unstack_networks
 from .train import fit, show_progress, stack_seeded
 
@@ -211,7 +216,7 @@ def discriminator(log_ratio: torch.Tensor, nu: float = 1.0) -> torch.Tensor:
         >>> torch.allclose(discriminator(p.log_prob(x) - q.log_prob(x)), exact)
         True
     """
-    check_tensor("log_ratio", log_ratio)
+    check_tensor("log_ratio", log_ratio, allow_neg_inf=True)
     check_positive("nu", nu)
     return torch.sigmoid(log_ratio - math.log(nu))
 
@@ -411,6 +416,7 @@ def nce_asymptotic_covariance(
     """
     check_tensor("grad_log_model", grad_log_model, dim=2)
     check_tensor("log_ratio", log_ratio, dim=1)
+    check_same_dtype("log_ratio", log_ratio, "grad_log_model", grad_log_model)
     if len(log_ratio) != len(grad_log_model):
         raise ValueError(
             f"log_ratio must have one entry per row of grad_log_model "

@@ -10,6 +10,7 @@ at 1 (Lipman et al.). Chapters ddpm, sde and flow_matching.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -18,7 +19,14 @@ import torch
 from torch import distributions as D
 from torch import nn
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import (
+    check_broadcastable,
+    check_finite,
+    check_positive,
+    check_positive_int,
+    check_same_shape,
+    check_tensor,
+)
 from .distributions import kl_diagonal_gaussian
 from .nn import MLP
 from .train import fit_seeds
@@ -114,9 +122,10 @@ def linear_schedule(
 
 
 def _check_t(schedule: Schedule, t: int, low: int = 0) -> int:
-    if isinstance(t, bool) or not isinstance(t, int) or not low <= t <= schedule.T:
+    integer = isinstance(t, numbers.Integral) and not isinstance(t, bool)
+    if not integer or not low <= t <= schedule.T:
         raise ValueError(f"t must be an int in [{low}, {schedule.T}], got {t!r}")
-    return t
+    return int(t)
 
 
 def marginal(
@@ -171,10 +180,9 @@ def q_sample(
     check_tensor("x0", x0, min_dim=2)
     if noise is None:
         noise = torch.randn_like(x0)
-    elif noise.shape != x0.shape:
-        raise ValueError(
-            f"noise must have shape {tuple(x0.shape)}, got {tuple(noise.shape)}"
-        )
+    else:
+        check_tensor("noise", noise)
+        check_same_shape("noise", noise, "x0", x0)
     if isinstance(t, torch.Tensor):
         rows = x0.shape[:-1]
         if t.shape != rows or bool((t < 0).any() | (t > schedule.T).any()):
@@ -241,6 +249,7 @@ def posterior(
     """
     check_tensor("x0", x0, min_dim=1)
     check_tensor("xt", xt, min_dim=1)
+    check_broadcastable("xt", xt, "x0", x0)
     _check_t(schedule, t, low=1)
     ab, ab_prev = schedule.alpha_bar[t].to(x0), schedule.alpha_bar[t - 1].to(x0)
     beta, alpha = schedule.betas[t].to(x0), schedule.alphas[t].to(x0)
@@ -276,6 +285,7 @@ def mean_from_eps(
     """
     check_tensor("xt", xt, min_dim=1)
     check_tensor("eps", eps, min_dim=1)
+    check_broadcastable("eps", eps, "xt", xt)
     _check_t(schedule, t, low=1)
     ab, beta = schedule.alpha_bar[t].to(xt), schedule.betas[t].to(xt)
     return (xt - beta / (1 - ab).sqrt() * eps) / schedule.alphas[t].to(xt).sqrt()
@@ -705,6 +715,7 @@ def vp_beta(t, beta_min: float = 0.1, beta_max: float = 20.0):
     """
     check_positive("beta_min", beta_min)
     check_positive("beta_max", beta_max)
+    check_finite("t", t)
     return beta_min + t * (beta_max - beta_min)
 
 
@@ -734,6 +745,7 @@ def vp_marginal(t, beta_min: float = 0.1, beta_max: float = 20.0):
     """
     check_positive("beta_min", beta_min)
     check_positive("beta_max", beta_max)
+    check_finite("t", t)
     t = torch.as_tensor(t)
     if not t.is_floating_point():  # a floating tensor keeps its precision
         t = t.to(torch.get_default_dtype())
@@ -763,8 +775,10 @@ def diffused_mixture(mixture: D.MixtureSameFamily, scale, var) -> D.MixtureSameF
     """
     if not isinstance(mixture, D.MixtureSameFamily):
         raise ValueError("mixture must be a torch MixtureSameFamily of Gaussians")
-    if float(torch.as_tensor(var).detach()) < 0:
-        raise ValueError(f"var must be non-negative, got {float(var)!r}")
+    check_finite("scale", scale)
+    check_finite("var", var)
+    if bool((torch.as_tensor(var).detach() < 0).any()):
+        raise ValueError(f"var must be non-negative, got {var!r}")
     base = mixture.component_distribution.base_dist
     scale = torch.as_tensor(scale, dtype=base.loc.dtype)
     std = (scale**2 * base.scale**2 + torch.as_tensor(var, dtype=base.loc.dtype)).sqrt()
@@ -805,6 +819,8 @@ def straight_path_velocity(
     if not isinstance(mixture, D.MixtureSameFamily):
         raise ValueError("mixture must be a torch MixtureSameFamily of Gaussians")
     check_tensor("x", x, dim=2)
+    _check_event_dim(mixture, x)
+    check_finite("t", t)
     base = mixture.component_distribution.base_dist
     m, s2 = base.loc, base.scale.expand_as(base.loc) ** 2  # (K, d)
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
@@ -874,6 +890,8 @@ def gaussian_path_velocity(
         if not callable(f):
             raise ValueError(f"{name} must be callable, got {type(f).__name__}")
     check_tensor("x", x, dim=2)
+    _check_event_dim(mixture, x)
+    check_finite("t", t)
     with torch.enable_grad():
         time = torch.tensor(float(t), dtype=x.dtype, requires_grad=True)
         a, s = torch.as_tensor(alpha(time)), torch.as_tensor(sigma(time))
@@ -887,6 +905,16 @@ def gaussian_path_velocity(
             p_t.log_prob(xg).sum(), xg, create_graph=x.requires_grad
         )
     return (da / a) * x + (da * s**2 / a - ds * s) * grad
+
+
+def _check_event_dim(dist: D.Distribution, x: torch.Tensor) -> None:
+    """Check that the trailing axes of ``x`` are ``dist``'s event shape."""
+    event = dist.event_shape
+    if event and x.shape[-len(event) :] != event:
+        raise ValueError(
+            f"x must end in the distribution's event shape {tuple(event)}, "
+            f"got shape {tuple(x.shape)}"
+        )
 
 
 def _derivative(value: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
@@ -905,6 +933,7 @@ def score(dist: D.Distribution, x: torch.Tensor) -> torch.Tensor:
         tensor([-0.2500])
     """
     check_tensor("x", x, min_dim=1)
+    _check_event_dim(dist, x)
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(dist.log_prob(x).sum(), x)
@@ -994,6 +1023,11 @@ def euler_maruyama(
     return x
 
 
+def _check_snr(snr) -> None:
+    if not (isinstance(snr, (int, float)) and 0 <= snr < math.inf):
+        raise ValueError(f"snr must be a finite number >= 0, got {snr!r}")
+
+
 @torch.no_grad()
 def langevin_step(
     score: Callable[[torch.Tensor, float], torch.Tensor],
@@ -1029,8 +1063,8 @@ def langevin_step(
         0.0
     """
     check_tensor("x", x, dim=2)
-    if not snr >= 0:
-        raise ValueError(f"snr must be at least 0, got {snr!r}")
+    _check_snr(snr)
+    check_finite("t", t)
     grad = score(x, t)
     z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     ratio = z.norm(dim=-1).mean() / grad.norm(dim=-1).mean().clamp_min(1e-12)
@@ -1075,8 +1109,7 @@ def vp_predictor_corrector(
     check_tensor("times", times, dim=1)
     if len(times) < 2 or not bool((times.diff() < 0).all()):
         raise ValueError("times must be a strictly decreasing grid of at least 2 times")
-    if not snr >= 0:
-        raise ValueError(f"snr must be at least 0, got {snr!r}")
+    _check_snr(snr)
     for t, s in zip(times[:-1].tolist(), times[1:].tolist(), strict=True):
         drift = -0.5 * vp_beta(t) * (x + 2 * score(x, t))
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)

@@ -21,8 +21,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import (
+    check_finite,
     check_positive,
     check_positive_int,
+    check_same_dtype,
     check_same_shape,
     check_tensor,
 )
@@ -156,10 +158,8 @@ def planar_u_hat(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """
     check_tensor("u", u, dim=1)
     check_tensor("w", w, dim=1)
-    if u.shape != w.shape:
-        raise ValueError(
-            f"u must have the shape of w {tuple(w.shape)}, got {tuple(u.shape)}"
-        )
+    check_same_shape("u", u, "w", w)
+    check_same_dtype("u", u, "w", w)
     wu, ww = w @ u, w @ w
     # w = 0 makes the map a translation, invertible for any u: then u_hat = u
     safe = torch.where(ww > 0, ww, torch.ones_like(ww))
@@ -518,9 +518,12 @@ def planar_field_trace(
         tensor([2.])
     """
     check_tensor("u", u, dim=1)
+    check_tensor("w", w, dim=1)
+    check_same_shape("w", w, "u", u)
     _check_rows("z", z, u.shape[0])
-    if w.shape != u.shape:
-        raise ValueError(f"w must have shape {tuple(u.shape)}, got {tuple(w.shape)}")
+    for name, value in (("u", u), ("w", w)):
+        check_same_dtype(name, value, "z", z)
+    check_finite("b", b)
     return (1 - torch.tanh(z @ w + b) ** 2) * (u @ w)
 
 
@@ -612,11 +615,8 @@ def leapfrog(
         0.5
     """
     check_tensor("q", q, dim=2)
-    _check_rows("p", p, q.shape[1])
-    if p.shape != q.shape:
-        raise ValueError(
-            f"p must have the shape of q {tuple(q.shape)}, got {tuple(p.shape)}"
-        )
+    check_tensor("p", p, dim=2)
+    check_same_shape("p", p, "q", q)
     check_positive("step", step)
     check_positive_int("n_steps", n_steps)
     for _ in range(n_steps):

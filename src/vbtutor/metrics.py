@@ -11,8 +11,18 @@ from ._checks import check_positive_int
 __all__ = ["sharpness", "classifier_features", "frechet_distance", "cluster_accuracy"]
 
 
+def _finite_array(name: str, value) -> np.ndarray:
+    """``value`` as a float64 array, after checking it is non-empty and finite."""
+    a = np.asarray(value, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return a
+
+
 def _as_images(x, side: int) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
+    a = _finite_array("x", x)
     if a.ndim != 2 or a.shape[1] != side * side:
         raise ValueError(f"x must have shape (n, {side * side}), got {a.shape}")
     return a.reshape(-1, side, side)
@@ -52,7 +62,7 @@ def classifier_features(clf: MLPClassifier, x) -> np.ndarray:
     """
     if not hasattr(clf, "coefs_") or clf.activation != "relu":
         raise ValueError("clf must be a fitted MLPClassifier with activation='relu'")
-    a = np.asarray(x, dtype=np.float64)
+    a = _finite_array("x", x)
     if a.ndim != 2 or a.shape[1] != clf.n_features_in_:
         raise ValueError(f"x must have shape (n, {clf.n_features_in_}), got {a.shape}")
     return np.maximum(a @ clf.coefs_[0] + clf.intercepts_[0], 0)
@@ -73,7 +83,7 @@ def frechet_distance(a, b) -> float:
         >>> abs(frechet_distance(a, a)) < 1e-9
         True
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = _finite_array("a", a), _finite_array("b", b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(
             f"a and b must be (n, d) with the same d, got {a.shape}, {b.shape}"

@@ -7,7 +7,6 @@ import math
 import torch
 from scipy import integrate, special
 from torch import distributions as D
-from torch.distributions import constraints
 from torch.nn import functional as F
 
 from ._checks import check_positive, check_positive_int, check_tensor
@@ -41,28 +40,35 @@ def _log1mexp(x: torch.Tensor) -> torch.Tensor:
 
 
 def _floating(*values) -> tuple[torch.Tensor, ...]:
-    """Broadcast numbers and tensors to tensors of one floating dtype."""
-    tensors = D.utils.broadcast_all(*values)
+    """Broadcast numbers, arrays and tensors to tensors of one floating dtype."""
+    tensors = D.utils.broadcast_all(
+        *(
+            v if isinstance(v, (torch.Tensor, int, float)) else torch.as_tensor(v)
+            for v in values
+        )
+    )
     if not tensors[0].is_floating_point():
         tensors = tuple(t.to(torch.get_default_dtype()) for t in tensors)
     return tensors
 
 
-class Kumaraswamy(D.Distribution):
-    r"""The Kumaraswamy distribution on (0, 1), sampled by inverting its CDF.
+class Kumaraswamy(D.Kumaraswamy):
+    r"""torch's Kumaraswamy distribution on (0, 1), sampled by inverting its CDF.
 
     Its density is :math:`q(v) = a b\, v^{a-1} (1 - v^a)^{b-1}` and its CDF
     :math:`F(v) = 1 - (1 - v^a)^b` has the closed-form inverse, so a draw
     :math:`v = (1 - u^{1/b})^{1/a}` with :math:`u \sim \mathcal U(0, 1)` (this is
     :math:`F^{-1}(1 - u)`, and :math:`1 - u` is uniform too) is a differentiable
-    function of :math:`(a, b)`: the reparameterisation trick applies. Every formula is
-    evaluated in log space (``log1p``, ``expm1``); draws are clipped to
-    ``[tiny, 1 - eps]`` of the dtype so that ``log v`` and ``log(1 - v)`` stay finite.
-    It gives the same draws as ``torch.distributions.Kumaraswamy`` from the same
-    random stream. Chapter: sbvae.
+    function of :math:`(a, b)`: the reparameterisation trick applies. This class is
+    ``torch.distributions.Kumaraswamy`` (whose mean, variance and entropy it keeps)
+    with that sampler written out as the chapter derives it, ``a`` and ``b`` as names
+    for torch's ``concentration1`` and ``concentration0``, and the density, CDF and
+    inverse CDF evaluated in log space (``log1p``, ``expm1``). Draws are clipped to
+    ``[tiny, 1 - eps]`` of the dtype so that ``log v`` and ``log(1 - v)`` stay finite;
+    they are torch's draws from the same random stream. Chapter: sbvae.
 
     Arguments:
-        a: first shape parameter, positive (a tensor or a number).
+        a: first shape parameter, positive (a tensor, an array or a number).
         b: second shape parameter, positive; ``a`` and ``b`` broadcast.
 
     References:
@@ -79,10 +85,6 @@ class Kumaraswamy(D.Distribution):
         tensor([0.3000, 0.9000])
     """
 
-    arg_constraints = {"a": constraints.positive, "b": constraints.positive}
-    support = constraints.unit_interval
-    has_rsample = True
-
     def __init__(
         self,
         a: torch.Tensor | float,
@@ -91,16 +93,19 @@ class Kumaraswamy(D.Distribution):
     ):
         check_positive("a", a)
         check_positive("b", b)
-        self.a, self.b = _floating(a, b)
-        super().__init__(self.a.shape, validate_args=validate_args)
+        super().__init__(*_floating(a, b), validate_args=validate_args)
+
+    @property
+    def a(self) -> torch.Tensor:
+        return self.concentration1
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.concentration0
 
     def expand(self, batch_shape, _instance=None) -> Kumaraswamy:
         new = self._get_checked_instance(Kumaraswamy, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.a, new.b = self.a.expand(batch_shape), self.b.expand(batch_shape)
-        super(Kumaraswamy, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return super().expand(batch_shape, _instance=new)
 
     def _clip(self, v: torch.Tensor) -> torch.Tensor:
         info = torch.finfo(v.dtype)
@@ -112,6 +117,11 @@ class Kumaraswamy(D.Distribution):
         u = torch.rand(shape, dtype=self.a.dtype, device=self.a.device)
         log_v = _log1mexp(torch.log(u) / self.b) / self.a
         return self._clip(log_v.exp())
+
+    def sample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
+        """Draws of :meth:`rsample`, without gradients (torch's class transforms its own)."""
+        with torch.no_grad():
+            return self.rsample(sample_shape)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log a + log b + (a - 1) log v + (b - 1) log(1 - v^a)."""
@@ -135,31 +145,6 @@ class Kumaraswamy(D.Distribution):
         if self._validate_args:
             self._validate_sample(value)
         return torch.exp(_log1mexp(torch.log1p(-value) / self.b) / self.a)
-
-    def _moment(self, n: int) -> torch.Tensor:
-        # E[v^n] = b B(1 + n/a, b)
-        s = 1 + n / self.a
-        return torch.exp(
-            self.b.log()
-            + torch.lgamma(s)
-            + torch.lgamma(self.b)
-            - torch.lgamma(s + self.b)
-        )
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self._moment(1)
-
-    @property
-    def variance(self) -> torch.Tensor:
-        return self._moment(2) - self._moment(1) ** 2
-
-    def entropy(self) -> torch.Tensor:
-        """-log(ab) + (1 - 1/a)(psi(b + 1) + gamma) + 1 - 1/b."""
-        harmonic = torch.digamma(self.b + 1) + _EULER
-        return (
-            -torch.log(self.a * self.b) + (1 - 1 / self.a) * harmonic + (1 - 1 / self.b)
-        )
 
 
 def kl_kumaraswamy_beta(

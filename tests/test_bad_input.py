@@ -1,0 +1,73 @@
+"""The bad-input sweep (tests/bad_input_cases.py): every bad call derived from a valid
+public call is refused with a ValueError or TypeError naming the argument, or, for input
+that may be accepted (a NumPy array or integer, the other float precision, -inf
+log-weights, an empty map), returns a result without NaN. No silent wrong result, no
+error from deep inside torch that names nothing the caller passed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from bad_input_cases import CASES, outcome, variants
+from conftest import raises_naming
+
+from vbtutor import _checks, diffusion
+from vbtutor import stick_breaking as sb
+from vbtutor.bounds import log_mean_exp
+
+BAD_CALLS = [
+    pytest.param(case, name, label, id=f"{case.name}-{name}-{label}")
+    for case in CASES
+    for name, label, _ in variants(case)
+]
+
+
+@pytest.mark.parametrize(("case", "name", "label"), BAD_CALLS)
+def test_bad_input_is_refused_by_name_or_accepted_correctly(case, name, label):
+    kwargs = next(kw for n, lab, kw in variants(case) if (n, lab) == (name, label))
+    assert outcome(case, name, label, kwargs) in ("clear", "accepted")
+
+
+def test_the_sweep_covers_every_class_of_bad_input():
+    labels = {label for case in CASES for _, label, _ in variants(case)}
+    assert labels >= {"nan", "+inf", "-inf", "empty", "shape", "numpy", "other_dtype"}
+    assert labels >= {"zero", "negative", "fraction", "numpy_int"}
+    assert len(CASES) >= 60
+
+
+def test_check_tensor_refuses_inf_and_empty_and_lets_neg_inf_through_on_request():
+    with raises_naming("w"):
+        _checks.check_tensor("w", torch.tensor([1.0, float("inf")]))
+    with raises_naming("w"):
+        _checks.check_tensor("w", torch.tensor([1.0, -float("inf")]))
+    with raises_naming("w"):
+        _checks.check_tensor("w", torch.zeros(0, 2))
+    with raises_naming("w"):  # +inf stays refused
+        _checks.check_tensor("w", torch.tensor([float("inf")]), allow_neg_inf=True)
+    zero_weight = torch.tensor([0.0, -float("inf")])  # a weight of exactly zero
+    assert float(log_mean_exp(zero_weight)) == pytest.approx(np.log(0.5))
+
+
+def test_numpy_integers_are_integers():
+    s = diffusion.linear_schedule(10)
+    x0 = torch.randn(3, 2)
+    for t in (3, np.int64(3), np.int32(3)):
+        mean, _ = diffusion.marginal(s, x0, t)
+        assert torch.equal(mean, diffusion.marginal(s, x0, 3)[0])
+    assert _checks.check_seeds([np.int64(1), 2]) == [1, 2]
+
+
+def test_kumaraswamy_is_torchs_class_with_the_chapters_sampler():
+    a, b = torch.tensor([2.0, 0.5]), torch.tensor([5.0, 0.5])
+    q, reference = sb.Kumaraswamy(a, b), torch.distributions.Kumaraswamy(a, b)
+    assert isinstance(q, torch.distributions.Kumaraswamy)
+    for stat in ("mean", "variance"):
+        assert torch.equal(getattr(q, stat), getattr(reference, stat))
+    torch.manual_seed(0)
+    v = q.sample((1000,))
+    torch.manual_seed(0)
+    v_torch = reference.sample((1000,))
+    assert torch.allclose(v, v_torch.clamp(max=1 - 1e-7), rtol=1e-5, atol=1e-6)
+    assert bool(((v > 0) & (v < 1)).all())  # clipped: log v, log(1 - v) finite
+    assert q.expand((3, 2)).a.shape == (3, 2)
