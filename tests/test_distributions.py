@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath
 import pytest
 import torch
 from conftest import assert_within_se, raises_naming
@@ -503,3 +504,18 @@ def test_kl_quadrature_on_a_grid_that_misses_p_is_an_error():
         vd.kl_quadrature(p, q, torch.linspace(20, 30, 101, dtype=torch.float64))
     with raises_naming("x"):  # half of p's mass
         vd.kl_quadrature(p, q, torch.linspace(0, 12, 1001, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("ratio", [1 + 1e-9, 1 + 1e-6, 1 - 1e-4, 0.99, 3.0, 1e-8, 1e8])
+def test_kl_of_nearly_equal_variances_is_accurate_to_rounding(ratio):
+    """KL = (r - 1 - log r) / 2 in one dimension; near r = 1 the direct form cancels to a
+    relative error of eps / (r - 1)^2 (3e-11 at r = 1 + 1e-6), the stable one does not."""
+    mpmath.mp.dps = 40
+    r = mpmath.mpf(ratio)
+    exact = float((r - 1 - mpmath.log(r)) / 2)
+    zero, var = torch.zeros(1, dtype=F64), torch.tensor([ratio], dtype=F64)
+    for kl in (
+        vd.kl_diagonal_gaussian(zero, var, zero, torch.ones(1, dtype=F64)),
+        vd.kl_standard_normal(zero, var),
+    ):
+        assert abs(float(kl) - exact) <= 1e-13 * exact
