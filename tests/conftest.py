@@ -119,3 +119,17 @@ def assert_live(explorer, **values):
     assert moved, "nothing moved off the frames: give a slider value or a seed"
     explorer.set(**values)
     assert explorer.image.value == explorer.fresh_png(**values) != before
+
+
+@pytest.fixture
+def double_default():
+    """float64 as torch's default dtype (for references built from Python floats)."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(default)
+
+
+def flat_parameters(net: torch.nn.Module) -> torch.Tensor:
+    """All of a network's parameters, detached, in one flat vector."""
+    return torch.cat([p.detach().flatten() for p in net.parameters()])

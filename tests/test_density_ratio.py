@@ -8,31 +8,26 @@ so the tests are conservative.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import N_SE, raises_naming
+from conftest import N_SE, flat_parameters, raises_naming
 from scipy import integrate, stats
 from torch import distributions as D
 from torch import nn
 
 from vbtutor.density_ratio import (
     NCE,
-    ImplicitEncoder,
     UnnormalisedGaussian,
     discriminator,
     fit_log_ratio,
     fit_nce,
     log_ratio_loss,
     nce_asymptotic_covariance,
-    train_avb,
-    train_avb_seeds,
 )
 from vbtutor.nn import MLP, stack_networks
-from vbtutor.train import seed_everything
 
 #: chi-square tail probability that matches N_SE standard errors in one dimension.
 TAIL = 2 * stats.norm.sf(N_SE)
@@ -51,10 +46,6 @@ class Quadratic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.features(x)).squeeze(-1)
-
-
-def flat_parameters(net: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in net.parameters()])
 
 
 def summed_loss(net: nn.Module, x_p, x_q):
@@ -256,54 +247,6 @@ def test_nce_recovers_the_model_and_its_normalising_constant(dim, nu):
     assert abs(mass.item()) < N_SE * (grad @ covariance @ grad).sqrt()
 
 
-def test_train_avb_gives_each_network_only_its_own_gradient():
-    """One step equals an Adam step of the critic on its loss, then of the encoder."""
-    torch.manual_seed(0)
-    encoder = ImplicitEncoder(1, 2, 2, hidden=(6,)).double()
-    critic = MLP((3, 6, 1)).double()
-    x = torch.randn(20, 1, dtype=torch.float64)
-    prior = D.Independent(D.Normal(torch.zeros(2, dtype=torch.float64), 1.0), 1)
-
-    def lik(xb, z):
-        return D.Normal(z[:, :1] * z[:, 1:], 0.5).log_prob(xb).sum(-1)
-
-    enc2, crit2 = copy.deepcopy(encoder), copy.deepcopy(critic)
-    torch.manual_seed(7)
-    train_avb(encoder, critic, x, lik, prior, 1, batch_size=8, lr_encoder=0.1,
-              lr_critic=0.01, record_every=1)  # fmt: skip
-    torch.manual_seed(7)
-    opt_c = torch.optim.Adam(crit2.parameters(), lr=0.01)
-    opt_e = torch.optim.Adam(enc2.parameters(), lr=0.1)
-    xb = x[torch.randint(0, 20, (8,))]
-    with torch.no_grad():
-        z_q = enc2(xb)
-    z_p = prior.sample((8,))
-    log_ratio_loss(crit2, torch.cat([xb, z_q], -1), torch.cat([xb, z_p], -1)).backward()
-    opt_c.step()
-    xb = x[torch.randint(0, 20, (8,))]
-    z = enc2(xb)
-    objective = (lik(xb, z) - crit2(torch.cat([xb, z], -1)).squeeze(-1)).mean()
-    opt_e.zero_grad()
-    (-objective).backward()
-    opt_e.step()
-    for a, b in [(encoder, enc2), (critic, crit2)]:
-        torch.testing.assert_close(flat_parameters(a), flat_parameters(b))
-
-
-def test_train_avb_records_and_calls_back():
-    seen = []
-    encoder, critic = ImplicitEncoder(1, 1, 1, hidden=(4,)), MLP((2, 4, 1))
-    prior = D.Independent(D.Normal(torch.zeros(1), 1.0), 1)
-
-    def lik(xb, z):
-        return D.Normal(z, 1.0).log_prob(xb).sum(-1)
-
-    history = train_avb(encoder, critic, torch.randn(10, 1), lik, prior, 9,
-                        critic_steps=2, record_every=3, callback=seen.append)  # fmt: skip
-    assert seen == [3, 6, 9]
-    assert all(len(v) == 3 for v in history.values())
-
-
 def test_log_ratio_loss_takes_a_leading_copy_axis():
     """Stacked copies: one loss per copy, each that of the copy alone on its slice."""
     torch.manual_seed(3)
@@ -314,58 +257,6 @@ def test_log_ratio_loss_takes_a_leading_copy_axis():
     alone = torch.stack([log_ratio_loss(n, p, q) for n, p, q in pairs])
     assert per_copy.shape == (3,)
     torch.testing.assert_close(per_copy, alone)
-
-
-def _avb_problem():
-    prior = D.Independent(D.Normal(torch.zeros(2, dtype=torch.float64), 1.0), 1)
-
-    def lik(xb, z):
-        return D.Normal(z[..., :1] * z[..., 1:], 0.5).log_prob(xb).sum(-1)
-
-    def make():
-        return ImplicitEncoder(1, 2, 2, hidden=(6,)).double(), MLP((3, 6, 1)).double()
-
-    return torch.randn(20, 1, dtype=torch.float64), lik, prior, make
-
-
-def test_avb_seeds_with_one_seed_is_train_avb():
-    """One stacked copy draws what train_avb draws and takes the same steps."""
-    x, lik, prior, make = _avb_problem()
-    options = dict(critic_steps=2, batch_size=8, lr_encoder=0.01, lr_critic=0.02)
-    [(encoder, critic)], history = train_avb_seeds(
-        make, [4], x, lik, prior, 30, record_every=10, **options
-    )
-    seed_everything(4)
-    encoder2, critic2 = make()
-    history2 = train_avb(
-        encoder2, critic2, x, lik, prior, 30, record_every=10, **options
-    )
-    for a, b in [(encoder, encoder2), (critic, critic2)]:
-        torch.testing.assert_close(flat_parameters(a), flat_parameters(b))
-    for name, values in history.items():
-        np.testing.assert_allclose(np.ravel(values), history2[name], rtol=1e-10)
-
-
-def test_avb_seeds_start_from_their_seeds_train_each_and_call_back():
-    x, lik, prior, make = _avb_problem()
-    starts = []
-    for seed in (2, 9):
-        seed_everything(seed)
-        starts.append(make())
-    seen = []
-
-    def record(step, encoders):
-        seen.append((step, [flat_parameters(e) for e in encoders]))
-
-    pairs, history = train_avb_seeds(make, [2, 9], x, lik, prior, 40, batch_size=8,
-                                     lr_encoder=0.01, record_every=20, callback=record)  # fmt: skip
-    assert [step for step, _ in seen] == [20, 40]
-    assert all(np.shape(v) == (2, 2) for v in history.values())
-    for s, (pair, start) in enumerate(zip(pairs, starts, strict=True)):
-        torch.testing.assert_close(seen[-1][1][s], flat_parameters(pair[0]))
-        for net, net0 in zip(pair, start, strict=True):  # every network moved
-            moved = (flat_parameters(net) - flat_parameters(net0)).abs().max()
-            assert moved > 1e-3
 
 
 def test_bad_inputs_are_named():
@@ -399,17 +290,6 @@ def test_bad_inputs_are_named():
         nce_asymptotic_covariance(torch.ones(4, 1), torch.zeros(3), 2.0)
     with raises_naming("nu"):
         nce_asymptotic_covariance(torch.ones(4, 1), torch.zeros(4), 0.0)
-    with raises_naming("noise_dim"):
-        ImplicitEncoder(1, 2, noise_dim=0)
-    prior = D.Independent(D.Normal(torch.zeros(1), 1.0), 1)
-    enc, critic = ImplicitEncoder(1, 1, 1), MLP((2, 4, 1))
-    x1 = torch.randn(5, 1)
-    with raises_naming("critic_steps"):
-        train_avb(enc, critic, x1, lambda a, b: a.sum(-1), prior, 1, critic_steps=0)
-    with raises_naming("lr_critic"):
-        train_avb(enc, critic, x1, lambda a, b: a.sum(-1), prior, 1, lr_critic=0.0)
-    with raises_naming("prior"):
-        train_avb(enc, critic, x1, lambda a, b: a.sum(-1), D.Normal(0.0, 1.0), 1)
 
 
 def test_nce_asymptotic_covariance_matches_repeated_estimates():

@@ -13,6 +13,8 @@ from torch import distributions as D
 
 import vbtutor
 from vbtutor import diffusion as dd
+from vbtutor import flow_matching as vfm
+from vbtutor import sde as vsde
 from vbtutor.distributions import kl_diagonal_gaussian
 
 F64 = torch.float64
@@ -187,141 +189,13 @@ def test_bad_input_is_named(schedule):
         dd.ring_mixture(std=-1.0)
 
 
-def test_vp_marginal_matches_euler_maruyama_and_ddpm_limit():
-    x = torch.full((20_000, 1), 2.0, dtype=F64)
-    grid = torch.linspace(0, 0.5, 501, dtype=F64)
-
-    def drift(x, t):
-        return -0.5 * dd.vp_beta(t) * x
-
-    out = dd.euler_maruyama(drift, lambda t: math.sqrt(dd.vp_beta(t)), x, grid)
-    scale, var = dd.vp_marginal(torch.tensor(0.5, dtype=F64))
-    m, se = mean_and_se(out[:, 0])
-    assert_within_se(m, 2.0 * float(scale), se)
-    v, v_se = mean_and_se((out[:, 0] - 2.0 * scale) ** 2)
-    assert_within_se(v, float(var), v_se)
-    gaps = []
-    for n in (100, 1000, 10_000):  # DDPM with beta_i = beta(t_i) / n
-        s = dd.linear_schedule(n, 0.1 / n, 20.0 / n, dtype=F64)
-        gaps.append(abs(float(s.alpha_bar[n] - dd.vp_marginal(1.0)[0] ** 2)))
-    assert gaps[0] > gaps[1] > gaps[2]
-
-
 def test_diffused_mixture_score_is_gaussian_score_for_one_component():
     mix = dd.ring_mixture(1, radius=1.0, std=0.5, dtype=F64)
     diffused = dd.diffused_mixture(mix, 0.6, 0.3)
     x = torch.randn(5, 2, dtype=F64)
     var = 0.36 * 0.25 + 0.3
     expected = -(x - 0.6 * torch.tensor([1.0, 0.0], dtype=F64)) / var
-    assert torch.allclose(dd.score(diffused, x), expected)
-
-
-def test_reverse_samplers_with_exact_score_recover_gaussian_data():
-    m, sd = 1.0, 0.5
-    data = D.MixtureSameFamily(
-        D.Categorical(torch.ones(1, dtype=F64)),
-        D.Independent(
-            D.Normal(
-                torch.full((1, 1), m, dtype=F64), torch.full((1, 1), sd, dtype=F64)
-            ),
-            1,
-        ),
-    )
-
-    def exact(x, t):
-        return dd.score(dd.diffused_mixture(data, *dd.vp_marginal(t)), x)
-
-    x1 = torch.randn(20_000, 1, dtype=F64)
-    x_ode, nfe = dd.probability_flow(exact, x1, t1=0.0, rtol=1e-8, atol=1e-8)
-    assert nfe > 0
-    for x in (x_ode[:, 0],):
-        mean, se = mean_and_se(x)
-        assert_within_se(mean, m, se)
-        v, v_se = mean_and_se((x - m) ** 2)
-        assert_within_se(v, sd**2, v_se)
-
-
-def test_dsm_loss_of_zero_net_is_expected_squared_noise():
-    losses = torch.stack(
-        [
-            dd.dsm_loss(lambda x, t: torch.zeros_like(x), torch.zeros(50, 2))
-            for _ in range(400)
-        ]
-    )
-    est, se = mean_and_se(losses)
-    assert_within_se(est, 2.0, se)
-
-
-def test_sde_bad_input_is_named():
-    with raises_naming("times"):
-        dd.euler_maruyama(
-            lambda x, t: x,
-            lambda t: 1.0,
-            torch.zeros(2, 1),
-            torch.tensor([0.0, 1.0, 0.5]),
-        )
-    with raises_naming("t_min"):
-        dd.dsm_loss(lambda x, t: x, torch.zeros(2, 1), t_min=0.0)
-    with raises_naming("var"):
-        dd.diffused_mixture(dd.ring_mixture(), 1.0, -1.0)
-    with raises_naming("beta_min"):
-        dd.vp_marginal(0.5, beta_min=0.0)
-
-
-def test_euler_flow_with_exact_velocity_maps_noise_to_gaussian_data():
-    m, sd = 1.0, 0.5
-
-    def velocity(x, t):  # E[x1 - x0 | x_t] on the linear path
-        t = t.unsqueeze(-1)
-        var = (1 - t) ** 2 + t**2 * sd**2
-        return m + (t * sd**2 - (1 - t)) / var * (x - t * m)
-
-    x = dd.euler_flow(velocity, torch.randn(20_000, 1, dtype=F64), 1000)[:, 0]
-    mean, se = mean_and_se(x)
-    assert_within_se(mean, m, se)
-    v, v_se = mean_and_se((x - m) ** 2)
-    assert_within_se(v, sd**2, v_se)
-
-
-def test_heun_flow_converges_at_second_order_and_euler_at_first():
-    """dx/dt = t x from x(0) = 1 has x(1) = e^(1/2): halving the step divides Heun's
-    error by 4 and Euler's by 2."""
-
-    def velocity(x, t):
-        return t.unsqueeze(-1) * x
-
-    x0 = torch.ones(1, 1, dtype=F64)
-    exact = math.exp(0.5)
-    steps = (16, 32, 64, 128)
-    heun = [abs(dd.heun_flow(velocity, x0, n).item() - exact) for n in steps]
-    euler = [abs(dd.euler_flow(velocity, x0, n).item() - exact) for n in steps]
-    heun_rates = [a / b for a, b in zip(heun[:-1], heun[1:], strict=True)]
-    euler_rates = [a / b for a, b in zip(euler[:-1], euler[1:], strict=True)]
-    assert heun_rates == pytest.approx([4.0] * 3, rel=0.1), heun_rates
-    assert euler_rates == pytest.approx([2.0] * 3, rel=0.1), euler_rates
-    assert heun[-1] < 1e-4 < euler[-1]
-    back = dd.heun_flow(velocity, torch.full((1, 1), exact, dtype=F64), 64, 1.0, 0.0)
-    assert back.item() == pytest.approx(1.0, abs=1e-4)  # a decreasing time grid
-
-
-def test_cfm_loss_of_zero_net_is_expected_squared_target():
-    x1 = torch.full((50, 2), 1.0)
-    losses = torch.stack(
-        [dd.cfm_loss(lambda x, t: torch.zeros_like(x), x1) for _ in range(400)]
-    )
-    est, se = mean_and_se(losses)
-    assert_within_se(est, 4.0, se)  # |x1|^2 + E|x0|^2 = 2 + 2
-
-
-def test_flow_bad_input_is_named():
-    with raises_naming("n_steps"):
-        dd.euler_flow(lambda x, t: x, torch.zeros(2, 1), 0)
-    with raises_naming("n_steps"):
-        dd.heun_flow(lambda x, t: x, torch.zeros(2, 1), 1.5)
-    with raises_naming("x"):
-        dd.heun_flow(lambda x, t: x, torch.zeros(2), 3)
-    with raises_naming("x1"):
-        dd.cfm_loss(lambda x, t: x, torch.zeros(3))
+    assert torch.allclose(vsde.score(diffused, x), expected)
 
 
 def test_train_ring_nets_gives_the_same_networks_whatever_the_default_dtype():
@@ -329,10 +203,10 @@ def test_train_ring_nets_gives_the_same_networks_whatever_the_default_dtype():
     kwargs = dict(steps=20, n_train=128, batch_size=16)
     try:
         torch.set_default_dtype(torch.float64)
-        a, losses = dd.train_ring_nets(dd.dsm_loss, [3, 4], **kwargs)
+        a, losses = dd.train_ring_nets(vsde.dsm_loss, [3, 4], **kwargs)
         assert torch.get_default_dtype() == torch.float64  # restored
         torch.set_default_dtype(torch.float32)
-        b, _ = dd.train_ring_nets(dd.dsm_loss, [3, 4], **kwargs)
+        b, _ = dd.train_ring_nets(vsde.dsm_loss, [3, 4], **kwargs)
     finally:
         torch.set_default_dtype(default)
     assert losses.shape == (20, 2) and np.isfinite(losses).all()
@@ -350,7 +224,7 @@ def test_train_ring_nets_gives_the_same_networks_whatever_the_default_dtype():
 
 def test_train_ring_nets_starts_each_network_from_its_seed():
     # a vanishing learning rate leaves each network at its seed's initial weights
-    nets, _ = dd.train_ring_nets(dd.cfm_loss, [5, 2], 1, n_train=64, lr=1e-12)
+    nets, _ = dd.train_ring_nets(vfm.cfm_loss, [5, 2], 1, n_train=64, lr=1e-12)
     for seed, net in zip([5, 2], nets, strict=True):
         vbtutor.seed_everything(seed)
         dd.ring_mixture().sample((64,))  # the seed's training points come first
@@ -361,7 +235,7 @@ def test_train_ring_nets_starts_each_network_from_its_seed():
 
 def test_train_ring_nets_learns_the_cfm_velocity_at_time_zero_for_every_seed():
     # At t = 0 the best velocity is E[x1] - x = -x (the ring's mean is the origin).
-    nets, losses = dd.train_ring_nets(dd.cfm_loss, [0, 1], steps=1500, n_train=4000)
+    nets, losses = dd.train_ring_nets(vfm.cfm_loss, [0, 1], steps=1500, n_train=4000)
     assert (losses[-100:].mean(0) < losses[:100].mean(0)).all()
     x = torch.randn(2000, 2, dtype=F64, generator=torch.Generator().manual_seed(1))
     for net in nets:
@@ -377,7 +251,7 @@ def ddpm_loss(
     return dd.simple_loss(net, dd.linear_schedule(20, 1e-2, 0.3, dtype=F64), x0)
 
 
-@pytest.mark.parametrize("loss", [dd.cfm_loss, dd.dsm_loss, ddpm_loss])
+@pytest.mark.parametrize("loss", [vfm.cfm_loss, vsde.dsm_loss, ddpm_loss])
 def test_losses_take_a_leading_seed_axis(loss):
     net = dd.EpsilonNet(2, T=1, hidden=8).double()
     x = torch.randn(50, 2, dtype=F64)
@@ -479,140 +353,13 @@ def test_ddim_bad_input_is_named(schedule):
         dd.ddim_sample(net, schedule, torch.zeros(3), 5)
 
 
-def test_gaussian_path_velocity_of_the_straight_path_is_the_closed_form():
-    ring, x = dd.ring_mixture(dtype=F64), torch.randn(50, 2, dtype=F64)
-    for t in (0.1, 0.5, 0.9):
-        v = dd.gaussian_path_velocity(ring, lambda t: t, lambda t: 1 - t, x, t)
-        torch.testing.assert_close(v, dd.straight_path_velocity(ring, x, t))
-
-
-@pytest.fixture
-def double_default():
-    """float64 as torch's default dtype (for references built from Python floats)."""
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(default)
-
-
-def test_vp_marginal_keeps_the_precision_of_a_tensor_time():
-    # under a float32 default, a float64 time must not be rounded to float32
-    t = torch.tensor(0.3, dtype=F64)
-    scale, var = dd.vp_marginal(t)
-    big_b = 0.1 * 0.3 + 0.5 * 19.9 * 0.3**2
-    assert scale.dtype == F64 and var.dtype == F64
-    assert abs(scale.item() - math.exp(-0.5 * big_b)) < 1e-15
-    assert abs(var.item() + math.expm1(-big_b)) < 1e-15
-    assert dd.vp_marginal(0.3)[0].dtype == torch.get_default_dtype()
-
-
-def test_gaussian_path_velocity_of_the_vp_path_is_the_probability_flow(double_default):
-    # in the flipped time t -> 1 - t the VP path's velocity is beta/2 (x + score)
-    ring, x = dd.ring_mixture(dtype=F64), torch.randn(50, 2, dtype=F64)
-
-    def alpha(t):
-        return dd.vp_marginal(1 - t)[0]
-
-    def sigma(t):
-        return dd.vp_marginal(1 - t)[1].sqrt()
-
-    for t in (0.1, 0.5, 0.9):
-        p_t = dd.diffused_mixture(ring, *dd.vp_marginal(1 - t))
-        flow = 0.5 * dd.vp_beta(1 - t) * (x + dd.score(p_t, x))
-        torch.testing.assert_close(
-            dd.gaussian_path_velocity(ring, alpha, sigma, x, t), flow
-        )
-
-
-def test_gaussian_path_velocity_carries_its_path_by_the_continuity_equation():
-    # a path neither of the other tests covers: alpha = sin, sigma = cos of pi t / 2
-    from vbtutor import fokker_planck as fp
-
-    ring = dd.ring_mixture(dtype=F64)
-
-    def alpha(t):
-        return torch.sin(0.5 * math.pi * torch.as_tensor(t, dtype=F64))
-
-    def sigma(t):
-        return torch.cos(0.5 * math.pi * torch.as_tensor(t, dtype=F64))
-
-    def density(x, t):
-        return dd.diffused_mixture(ring, alpha(t), sigma(t) ** 2).log_prob(x).exp()
-
-    def velocity(x, t):
-        return dd.gaussian_path_velocity(ring, alpha, sigma, x, t)
-
-    for t in (0.3, 0.7):
-        x = dd.diffused_mixture(ring, alpha(t), sigma(t) ** 2).sample((300,))
-        residual, size = fp.continuity_residual(density, velocity, x, t)
-        assert (residual.abs() / size).max() < 1e-10
-        residual, size = fp.continuity_residual(density, lambda x, t: 0 * x, x, t)
-        assert (residual.abs() / size).min() > 0.99  # the control: no cancellation
-
-
-def test_gaussian_path_velocity_bad_input_is_named():
-    ring, x = dd.ring_mixture(dtype=F64), torch.zeros(3, 2, dtype=F64)
-    with raises_naming("alpha"):
-        dd.gaussian_path_velocity(ring, 0.5, lambda t: 1 - t, x, 0.5)
-    with raises_naming("alpha"):
-        dd.gaussian_path_velocity(ring, lambda t: t, lambda t: 1 - t, x, 0.0)
-    with raises_naming("x"):
-        dd.gaussian_path_velocity(ring, lambda t: t, lambda t: 1 - t, x[0], 0.5)
-
-
-def test_langevin_steps_pull_a_wide_cloud_to_the_target_gaussian():
-    # target N(1, 0.5^2); start four times too wide; the unadjusted chain's stationary
-    # variance exceeds the target's by a factor 1 / (1 - eps / (2 v)), a few per cent
-    m, v = 1.0, 0.25
-
-    def score(x, t):
-        return -(x - m) / v
-
-    g = torch.Generator().manual_seed(2)
-    x = m + 2 * math.sqrt(v) * torch.randn(20_000, 1, generator=g, dtype=F64)
-    for _ in range(300):
-        x = dd.langevin_step(score, x, 0.5, snr=0.16, generator=g)
-    mean, se = mean_and_se(x[:, 0])
-    assert_within_se(mean, m, se)
-    assert 1.0 < x[:, 0].var().item() / v < 1.06
-
-
-def test_predictor_corrector_with_the_exact_score_recovers_gaussian_data(
-    double_default,
-):
-    # data N(1, 0.5^2) in one dimension: p_t = N(a m, a^2 s^2 + sigma^2), exact score
-    m, sd = 1.0, 0.5
-
-    def score(x, t):
-        a, var = dd.vp_marginal(t)
-        return -(x - a * m) / (a**2 * sd**2 + var)
-
-    g = torch.Generator().manual_seed(3)
-    x1 = torch.randn(20_000, 1, generator=g, dtype=F64)
-    x = dd.vp_predictor_corrector(score, x1, torch.linspace(1, 1e-3, 301), 0.16, g)
-    mean, se = mean_and_se(x[:, 0])
-    assert_within_se(mean, m, se)
-    v, v_se = mean_and_se((x[:, 0] - m) ** 2)
-    assert abs(v - sd**2) < 4 * v_se + 0.01  # SE and a discretisation bias of O(dt)
-
-
-def test_predictor_corrector_bad_input_is_named():
-    x = torch.zeros(3, 2)
-    with raises_naming("times"):
-        dd.vp_predictor_corrector(lambda x, t: -x, x, torch.linspace(0.5, 1, 3))
-    with raises_naming("snr"):
-        dd.vp_predictor_corrector(lambda x, t: -x, x, torch.linspace(1, 0.5, 3), -1.0)
-    with raises_naming("snr"):
-        dd.langevin_step(lambda x, t: -x, x, 0.5, float("nan"))
-
-
 def test_train_ring_nets_bad_input_is_named():
     with raises_naming("steps"):
-        dd.train_ring_nets(dd.cfm_loss, [0], 0)
+        dd.train_ring_nets(vfm.cfm_loss, [0], 0)
     with raises_naming("batch_size"):
-        dd.train_ring_nets(dd.cfm_loss, [0], 5, batch_size=0)
+        dd.train_ring_nets(vfm.cfm_loss, [0], 5, batch_size=0)
     with raises_naming("seeds"):
-        dd.train_ring_nets(dd.cfm_loss, [-1], 5)
+        dd.train_ring_nets(vfm.cfm_loss, [-1], 5)
 
 
 def test_energy_distance_noise_is_the_sd_over_pairs_and_leaves_the_rng_alone():
@@ -646,84 +393,3 @@ def test_ddpm_sample_rejects_steps_outside_the_chain():
     schedule = dd.linear_schedule(10)
     with raises_naming("keep"):
         dd.ddpm_sample(lambda x, t: torch.zeros_like(x), schedule, 2, 1, keep=(11,))
-
-
-def test_vp_score_of_the_optimal_noise_predictor_is_the_exact_score():
-    """Gaussian data N(m, s^2): x_t = a x_0 + sigma eps has E[eps | x_t] =
-    sigma (x - a m) / (a^2 s^2 + sigma^2) and score -(x - a m) / (a^2 s^2 + sigma^2),
-    with B(t) = 0.1 t + 9.95 t^2 written out here, not taken from vp_marginal."""
-    m, s = 1.5, 0.7
-    t = torch.tensor([0.05, 0.3, 0.7, 1.0], dtype=torch.float32)  # one time per row
-    x = torch.tensor([[0.2], [-1.0], [2.0], [0.5]], dtype=torch.float32)
-
-    def moments(t):
-        big_b = 0.1 * t + 9.95 * t**2
-        a, var = torch.exp(-big_b / 2), 1 - torch.exp(-big_b)
-        return a[:, None], var[:, None], a[:, None] ** 2 * s**2 + var[:, None]
-
-    def optimal_eps(x, t):
-        a, var, total = moments(t)
-        return var.sqrt() * (x - a * m) / total
-
-    a, _, total = moments(t)
-    got = dd.vp_score(optimal_eps)(x, t)
-    assert got.dtype == torch.float32
-    torch.testing.assert_close(got, -(x - a * m) / total)
-    at_one_time = dd.vp_score(optimal_eps)(x, 0.3)  # a number: the same t for every row
-    a, _, total = moments(torch.full((4,), 0.3))
-    torch.testing.assert_close(at_one_time, -(x - a * m) / total)
-
-
-def test_vp_score_names_bad_input():
-    with raises_naming("net"):
-        dd.vp_score("net")
-    with raises_naming("x"):
-        dd.vp_score(lambda x, t: x)(torch.ones(3), 0.5)
-
-
-def test_straight_path_velocity_of_one_gaussian_is_the_closed_form():
-    m, s = torch.tensor([1.0, -0.5], dtype=F64), 0.4
-    one = D.MixtureSameFamily(
-        D.Categorical(torch.ones(1, dtype=F64)),
-        D.Independent(D.Normal(m[None], torch.full((1, 2), s, dtype=F64)), 1),
-    )
-    gen = torch.Generator().manual_seed(1)
-    x, t = (
-        torch.randn(20, 2, generator=gen, dtype=F64),
-        torch.rand(20, generator=gen, dtype=F64),
-    )
-    var = ((1 - t) ** 2 + t**2 * s**2)[:, None]
-    exact = m + (t[:, None] * s**2 - (1 - t[:, None])) / var * (x - t[:, None] * m)
-    torch.testing.assert_close(dd.straight_path_velocity(one, x, t), exact)
-
-
-def test_straight_path_velocity_carries_the_mixture_path_and_has_its_limits():
-    """The density of x_t is the diffused mixture N(t m_k, t^2 s^2 + (1 - t)^2): the
-    continuity equation ties it to the velocity; at t = 0 the velocity is E[x_1] - x
-    and at t = 1 it is x (given x_1 = x, the noise x_0 has mean 0)."""
-    from vbtutor import fokker_planck as fp
-
-    ring = dd.ring_mixture(k=5, radius=2.0, std=0.3, dtype=F64)
-    x = ring.sample((40,)) + 0.5 * torch.randn(40, 2, dtype=F64)
-
-    def density(x, t):
-        return dd.diffused_mixture(ring, t, (1 - t) ** 2).log_prob(x).exp()
-
-    def velocity(x, t):
-        return dd.straight_path_velocity(ring, x, t)
-
-    for t in (0.2, 0.6, 0.95):
-        residual, scale = fp.continuity_residual(density, velocity, x, t)
-        assert (residual.abs() / scale).max() < 1e-10
-    torch.testing.assert_close(velocity(x, 0.0), ring.mean - x)
-    torch.testing.assert_close(velocity(x, 1.0), x)
-
-
-def test_straight_path_velocity_names_bad_input():
-    ring = dd.ring_mixture(k=3)
-    with raises_naming("mixture"):
-        dd.straight_path_velocity(D.Normal(0.0, 1.0), torch.zeros(2, 2), 0.5)
-    with raises_naming("x"):
-        dd.straight_path_velocity(ring, torch.zeros(2), 0.5)
-    with raises_naming("t"):
-        dd.straight_path_velocity(ring, torch.zeros(2, 2), torch.zeros(3))

@@ -18,6 +18,8 @@ from conftest import assert_live, raises_naming
 
 from vbtutor import diffusion as dd
 from vbtutor import explorers
+from vbtutor import flow_matching as vfm
+from vbtutor import sde as vsde
 from vbtutor.explorers.diffusion import _mixture_score
 
 F64 = torch.float64
@@ -115,11 +117,11 @@ def sde_setup():
 
 
 def autograd_drift(mixture, probability_flow: bool):
-    """The reverse drift with the score by autograd, ``dd.score``."""
+    """The reverse drift with the score by autograd, ``vsde.score``."""
 
     def drift(x, t):
-        score = dd.score(dd.diffused_mixture(mixture, *dd.vp_marginal(t)), x)
-        return -0.5 * dd.vp_beta(t) * (x + (1 if probability_flow else 2) * score)
+        score = vsde.score(dd.diffused_mixture(mixture, *vsde.vp_marginal(t)), x)
+        return -0.5 * vsde.vp_beta(t) * (x + (1 if probability_flow else 2) * score)
 
     return drift
 
@@ -141,7 +143,7 @@ def test_mixture_score_is_the_autograd_score_of_the_diffused_mixture(sde_setup):
     score = _mixture_score(mixture, t_min=1e-3)
     x = 2 * torch.randn(50, 2, dtype=F64)
     for t in (1e-3, 0.05, 0.4, 1.0):
-        exact = dd.score(dd.diffused_mixture(mixture, *dd.vp_marginal(t)), x)
+        exact = vsde.score(dd.diffused_mixture(mixture, *vsde.vp_marginal(t)), x)
         assert torch.allclose(score(x, t), exact, atol=1e-9, rtol=1e-9)
 
 
@@ -149,10 +151,10 @@ def test_sde_explorer_samples_match_samplers_with_the_autograd_score(sde_setup):
     mixture, test, noise, floor, explorer = sde_setup
     x1, grid = noise[:200], torch.linspace(1.0, 1e-3, 13, dtype=F64)
     generator = torch.Generator().manual_seed(0)
-    g = lambda t: math.sqrt(dd.vp_beta(t))  # noqa: E731
-    sde = dd.euler_maruyama(autograd_drift(mixture, False), g, x1, grid, generator)
+    g = lambda t: math.sqrt(vsde.vp_beta(t))  # noqa: E731
+    sde = vsde.euler_maruyama(autograd_drift(mixture, False), g, x1, grid, generator)
     zero = lambda t: 0.0  # noqa: E731
-    ode = dd.euler_maruyama(autograd_drift(mixture, True), zero, x1, grid)
+    ode = vsde.euler_maruyama(autograd_drift(mixture, True), zero, x1, grid)
     for sampler, expected in [("reverse SDE", sde), ("probability-flow ODE", ode)]:
         left, right = explorer.render(sampler=sampler, steps=12, seed=0).axes
         np.testing.assert_allclose(offsets(left), expected.numpy(), atol=1e-8)
@@ -285,7 +287,7 @@ def test_flow_explorer_counts_the_evaluations_heun_uses(flow_setup):
         )
         assert star(right)[0] == used
         calls.clear()
-        heun = dd.heun_flow(counted, noise, steps)
+        heun = vfm.heun_flow(counted, noise, steps)
         assert len(calls) == used
         np.testing.assert_allclose(offsets(left), heun.numpy())
     left = explorer.render(nfe=37, solver="Euler").axes[0]

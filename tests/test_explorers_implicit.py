@@ -18,6 +18,7 @@ import torch
 from conftest import assert_live, raises_naming
 from torch import distributions as D
 
+from vbtutor import adversarial as adv
 from vbtutor import density_ratio as dr
 from vbtutor import explorers
 from vbtutor.explorers.implicit import AVB_CURVE_XS
@@ -44,7 +45,7 @@ def exact_gaussian(x):  # the exact posterior under linear_likelihood, as an enc
 @pytest.fixture(scope="module")
 def avb_setup():
     torch.manual_seed(0)
-    avb = dr.ImplicitEncoder(1, 2, noise_dim=4, hidden=(8,))
+    avb = adv.ImplicitEncoder(1, 2, noise_dim=4, hidden=(8,))
     gaussian = GaussianEncoder(1, 2, hidden=(8,))
     return explorers.avb_explorer(
         avb, gaussian, product_likelihood, PRIOR, samples=2000

@@ -123,3 +123,13 @@ def check_finite(name: str, value) -> None:
     """Check that a number or every entry of a tensor is finite (no NaN, no inf)."""
     if not bool(torch.isfinite(torch.as_tensor(value).detach()).all()):
         raise ValueError(f"{name} must be finite, got {value!r}")
+
+
+def check_event_shape(dist: torch.distributions.Distribution, x: torch.Tensor) -> None:
+    """Check that the trailing axes of ``x`` are ``dist``'s event shape."""
+    event = dist.event_shape
+    if event and x.shape[-len(event) :] != event:
+        raise ValueError(
+            f"x must end in the distribution's event shape {tuple(event)}, "
+            f"got shape {tuple(x.shape)}"
+        )

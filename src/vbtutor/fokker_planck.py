@@ -21,8 +21,8 @@ from scipy import sparse
 from scipy.integrate import solve_ivp
 
 from ._checks import check_positive, check_positive_int, check_tensor
-from .diffusion import vp_marginal
 from .flows import cnf_integrate
+from .sde import vp_marginal
 
 __all__ = [
     "VPMixture1D",
@@ -42,7 +42,7 @@ class VPMixture1D:
     The data :math:`\sum_k w_k \mathcal N(m_k, s_k^2)` evolve under
     :math:`dX = -\tfrac12\beta(t)X\,dt + \sqrt{\beta(t)}\,dW`; at time :math:`t` every
     component is :math:`\mathcal N(a_t m_k, a_t^2 s_k^2 + 1 - a_t^2)` with
-    :math:`a_t = e^{-B(t)/2}` (:func:`vbtutor.diffusion.vp_marginal`). Every method
+    :math:`a_t = e^{-B(t)/2}` (:func:`vbtutor.sde.vp_marginal`). Every method
     works elementwise on tensors ``x`` and ``t`` that broadcast, and is differentiable.
 
     Arguments:
@@ -74,7 +74,7 @@ class VPMixture1D:
         self.beta_min, self.beta_max = beta_min, beta_max
 
     def beta(self, t):
-        """The noise rate :math:`\beta(t)` (as :func:`vbtutor.diffusion.vp_beta`, with the
+        """The noise rate :math:`\beta(t)` (as :func:`vbtutor.sde.vp_beta`, with the
         schedule checked once, not at every call of a solver)."""
         return self.beta_min + t * (self.beta_max - self.beta_min)
 

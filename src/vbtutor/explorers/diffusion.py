@@ -10,6 +10,8 @@ from matplotlib.figure import Figure
 from torch import distributions as D
 
 from .. import diffusion as dd
+from .. import flow_matching as vfm
+from .. import sde as vsde
 from ..fokker_planck import VPMixture1D, solve_fokker_planck
 from ..plotting import TEXT_WIDTH
 from ..widgets import Explorer, choice, integer, log_scale, number
@@ -220,7 +222,7 @@ def _mixture_score(mixture: D.MixtureSameFamily, t_min: float):
     log_w = mixture.mixture_distribution.logits.double().log_softmax(-1)
 
     def score(x: torch.Tensor, t: float) -> torch.Tensor:
-        a, v = (float(c) for c in dd.vp_marginal(max(t, t_min)))
+        a, v = (float(c) for c in vsde.vp_marginal(max(t, t_min)))
         precision = 1 / (a**2 * var0 + v)  # (k, d)
         target = a * means * precision  # (k, d)
         # log N(x; a mu_k, diag(1 / precision_k)) up to a constant, as matrix products
@@ -270,7 +272,7 @@ def sde_explorer(
     Both samplers integrate from :math:`t = 1` down to ``t_min`` on a uniform grid of
     ``steps`` steps (one score evaluation each) with the exact score of the diffused
     Gaussian mixture, in closed form: the reverse SDE by Euler-Maruyama
-    (:func:`vbtutor.diffusion.euler_maruyama`), and the probability-flow ODE
+    (:func:`vbtutor.sde.euler_maruyama`), and the probability-flow ODE
     :math:`\dot x = -\tfrac12\beta(t)[x + \nabla\log p_t(x)]` by Euler's method. The
     left panel shows the samples over the held-out data (grey), started from the
     first ``points`` rows of ``noise`` (draw 0) or from fresh noise ("new draw"); the
@@ -309,13 +311,13 @@ def sde_explorer(
     score = _mixture_score(mixture, t_min)
 
     def drift_sde(x, t):
-        return -0.5 * dd.vp_beta(t) * (x + 2 * score(x, t))
+        return -0.5 * vsde.vp_beta(t) * (x + 2 * score(x, t))
 
     def drift_ode(x, t):
-        return -0.5 * dd.vp_beta(t) * (x + score(x, t))
+        return -0.5 * vsde.vp_beta(t) * (x + score(x, t))
 
     def diffusion(t):
-        return math.sqrt(dd.vp_beta(t))
+        return math.sqrt(vsde.vp_beta(t))
 
     @memo
     def samples(sampler: str, steps: int, seed: int) -> torch.Tensor:
@@ -325,7 +327,7 @@ def sde_explorer(
             x = torch.randn(noise.shape, generator=generator, dtype=torch.float64)
         grid = torch.linspace(1.0, t_min, steps + 1, dtype=torch.float64)
         if sampler == SDE_SAMPLERS[0]:
-            return dd.euler_maruyama(drift_sde, diffusion, x, grid, generator)
+            return vsde.euler_maruyama(drift_sde, diffusion, x, grid, generator)
         for t, dt in zip(grid[:-1].tolist(), grid.diff().tolist(), strict=True):
             x = x + drift_ode(x, t) * dt
         return x
@@ -401,7 +403,7 @@ def fokker_planck_explorer(mixture: VPMixture1D, paths: int = 2000, width: float
         generator = torch.Generator().manual_seed(seed)
         x = mixture.sample(paths, generator).unsqueeze(-1)
         grid = torch.linspace(0.0, t, max(10, round(200 * t)) + 1, dtype=x.dtype)
-        noise = dd.euler_maruyama(
+        noise = vsde.euler_maruyama(
             mixture.drift, lambda s: math.sqrt(mixture.beta(s)), x, grid, generator
         )
         return noise[:, 0].numpy()
@@ -458,9 +460,9 @@ def flow_matching_explorer(
 
     The ODE :math:`\dot x = v_\theta(x, t)` is integrated from the first ``points``
     rows of ``noise`` at t = 0 to t = 1 within a budget of NFE network evaluations.
-    Euler's method takes NFE steps (:func:`vbtutor.diffusion.euler_flow`). Heun's
+    Euler's method takes NFE steps (:func:`vbtutor.flow_matching.euler_flow`). Heun's
     method evaluates the network twice per step and takes NFE // 2 steps, at least one
-    (:func:`vbtutor.diffusion.heun_flow`): it uses the even number of evaluations at
+    (:func:`vbtutor.flow_matching.heun_flow`): it uses the even number of evaluations at
     or below NFE (2 for NFE = 1); titles and the marker give the evaluations actually
     used. The left panel shows the samples over the held-out data (grey). The right
     panel shows the energy distance (x 1000) to ``test`` against the evaluations used
@@ -470,7 +472,7 @@ def flow_matching_explorer(
     Arguments:
         velocity: the trained velocity field ``v(x, t)`` with ``t`` of shape ``(n,)``,
             e.g. a :class:`vbtutor.diffusion.EpsilonNet` trained with
-            :func:`vbtutor.diffusion.cfm_loss`.
+            :func:`vbtutor.flow_matching.cfm_loss`.
         test: held-out data, shape ``(m, 2)``.
         noise: starting points at t = 0, shape ``(n, 2)`` with ``n >= points``, in the
             precision of ``velocity`` (the solvers keep it).
@@ -496,8 +498,8 @@ def flow_matching_explorer(
     @memo
     def samples(solver: str, nfe: int) -> torch.Tensor:
         if solver == "Euler":
-            return dd.euler_flow(velocity, noise, nfe)
-        return dd.heun_flow(velocity, noise, nfe // 2)
+            return vfm.euler_flow(velocity, noise, nfe)
+        return vfm.heun_flow(velocity, noise, nfe // 2)
 
     @memo
     def distance(solver: str, nfe: int) -> float:
