@@ -17,7 +17,7 @@ NB_ENV := VBTUTOR_DEVICE=cpu VBTUTOR_PROGRESS=off $(ONE_THREAD)
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 
-.PHONY: book test checks lint unit nbval portability build-strict browser notebooks \
+.PHONY: book test checks lint unit smoke nbval portability build-strict browser notebooks \
 	bench-widgets lab clean
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -57,7 +57,7 @@ test: $(STAMP)
 # -j1: a sub-make inherits -j2, and these steps must run in this order (the browser
 # test reads the book that build-strict writes).
 checks: $(STAMP)
-	$(MAKE) -j1 lint unit nbval build-strict browser
+	$(MAKE) -j1 lint unit smoke nbval build-strict browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools book
@@ -65,6 +65,13 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(ONE_THREAD) $(BIN)/pytest -q tests src/vbtutor
+
+# Every chapter's full configuration (VBTUTOR_FULL=1, meant for a GPU) for a few steps on
+# the CPU, so that it cannot break unnoticed; claims about trained models are listed, not
+# enforced (tools/smoke_full.py, which sets its environment; NB=slug for one chapter).
+smoke: $(STAMP)
+	$(NB_ENV) $(BIN)/python tools/smoke_full.py \
+		$(if $(NB),$(foreach n,$(NB),book/$(n).ipynb),$(NOTEBOOKS))
 
 nbval: $(STAMP)
 	$(NB_ENV) $(BIN)/pytest -q -p no:cacheprovider -o addopts="" --nbval --nbval-current-env \

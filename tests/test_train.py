@@ -14,6 +14,7 @@ from vbtutor import bounds
 from vbtutor.models import BernoulliVAE
 from vbtutor.nn import MLP
 from vbtutor.train import (
+    SMOKE_CAP,
     choose,
     cpu_threads,
     fit,
@@ -26,6 +27,8 @@ from vbtutor.train import (
     seed_everything,
     setup,
     show_progress,
+    smoke_cap,
+    smoke_mode,
     stack_seeded,
     unvalidated,
 )
@@ -154,6 +157,93 @@ def test_full_mode_and_choose_follow_vbtutor_full(monkeypatch, value, full):
     assert full_mode() is full
     assert choose(quick=200, full=5000) == (5000 if full else 200)
     assert choose(quick="small", full="large") == ("large" if full else "small")
+
+
+# --- smoke runs (VBTUTOR_SMOKE=1, tools/smoke_full.py) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, smoke", [(None, False), ("0", False), ("", False), ("1", True)]
+)
+def test_smoke_mode_follows_vbtutor_smoke(monkeypatch, value, smoke):
+    monkeypatch.delenv("VBTUTOR_SMOKE_STEPS", raising=False)
+    if value is None:
+        monkeypatch.delenv("VBTUTOR_SMOKE", raising=False)
+    else:
+        monkeypatch.setenv("VBTUTOR_SMOKE", value)
+    assert smoke_mode() is smoke
+    assert smoke_cap(10 * SMOKE_CAP) == (SMOKE_CAP if smoke else 10 * SMOKE_CAP)
+    assert smoke_cap(3) == 3
+
+
+@pytest.mark.parametrize("full", ["0", "1"])
+def test_choose_in_a_smoke_run_cuts_sizes_and_keeps_structure(monkeypatch, full):
+    monkeypatch.setenv("VBTUTOR_FULL", full)
+    monkeypatch.setenv("VBTUTOR_SMOKE", "1")
+    monkeypatch.delenv("VBTUTOR_SMOKE_STEPS", raising=False)
+    big = 10 * SMOKE_CAP
+    assert choose(quick=big, full=2 * big) == SMOKE_CAP  # steps, draws: cut
+    assert choose(quick=np.int64(big), full=np.int64(big)) == SMOKE_CAP
+    assert choose(quick=2, full=3) == (3 if full == "1" else 2)  # small: kept
+    wide = choose(quick=(64,), full=(256, 256))  # structure: kept whole
+    assert wide == ((256, 256) if full == "1" else (64,))
+    seeds = choose(quick=[0, 1, 2], full=list(range(big)))
+    assert len(seeds) == (big if full == "1" else 3)
+    assert choose(quick=False, full=True) is (full == "1")  # a bool is no size
+    assert choose(quick=0.5, full=1e4) == (1e4 if full == "1" else 0.5)
+
+
+def test_choose_outside_a_smoke_run_keeps_every_size(monkeypatch):
+    monkeypatch.setenv("VBTUTOR_FULL", "1")
+    monkeypatch.delenv("VBTUTOR_SMOKE", raising=False)
+    assert choose(quick=200, full=40_000) == 40_000
+
+
+@pytest.mark.parametrize("smoke", ["0", "1"])
+def test_fit_takes_at_most_the_smoke_cap_of_steps(monkeypatch, smoke):
+    monkeypatch.setenv("VBTUTOR_SMOKE", smoke)
+    monkeypatch.delenv("VBTUTOR_SMOKE_STEPS", raising=False)
+    w = torch.nn.Parameter(torch.tensor(0.0))
+    calls = []
+
+    def loss_fn():
+        calls.append(1)
+        return (w - 1.0) ** 2
+
+    steps = SMOKE_CAP + 7
+    losses = fit(loss_fn, [w], steps, progress=False)
+    expected = SMOKE_CAP if smoke == "1" else steps
+    assert len(calls) == len(losses) == expected
+    _, history = fit_seeds(
+        lambda: torch.nn.Linear(1, 1),
+        [0, 1],
+        lambda m: m(torch.ones(2, 3, 1)).pow(2).mean((1, 2)),
+        steps,
+        progress=False,
+    )
+    assert history.shape == (expected, 2)
+
+
+def test_smoke_cap_reads_vbtutor_smoke_steps(monkeypatch):
+    monkeypatch.setenv("VBTUTOR_SMOKE", "1")
+    monkeypatch.setenv("VBTUTOR_SMOKE_STEPS", "400")
+    assert smoke_cap(5000) == 400 and smoke_cap(300) == 300
+    monkeypatch.setenv("VBTUTOR_SMOKE", "0")  # no smoke run: the setting is unused
+    assert smoke_cap(5000) == 5000
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "ten", "2.5"])
+def test_smoke_cap_rejects_bad_settings(monkeypatch, value):
+    monkeypatch.setenv("VBTUTOR_SMOKE", "1")
+    monkeypatch.setenv("VBTUTOR_SMOKE_STEPS", value)
+    with raises_naming("VBTUTOR_SMOKE_STEPS"):
+        smoke_cap(5000)
+
+
+@pytest.mark.parametrize("n", [1.5, "10", True, None])
+def test_smoke_cap_rejects_what_is_not_an_int(n):
+    with raises_naming("n"):
+        smoke_cap(n)
 
 
 # --- fit ----------------------------------------------------------------------------------

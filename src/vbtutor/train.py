@@ -1,8 +1,9 @@
-"""Seeding, device choice, quick/full settings and a seeded fit loop (used by every chapter)."""
+"""Seeding, device choice, quick/full/smoke settings and a seeded fit loop (every chapter)."""
 
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,9 @@ __all__ = [
     "get_device",
     "full_mode",
     "choose",
+    "SMOKE_CAP",
+    "smoke_mode",
+    "smoke_cap",
     "show_progress",
     "fit",
     "unvalidated",
@@ -132,6 +136,10 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device(prefer)
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "0").strip() not in ("", "0", "false", "False")
+
+
 def full_mode() -> bool:
     """True when ``VBTUTOR_FULL=1`` asks for the larger (GPU / Colab) configuration.
 
@@ -139,22 +147,69 @@ def full_mode() -> bool:
         >>> isinstance(full_mode(), bool)
         True
     """
-    return os.environ.get("VBTUTOR_FULL", "0").strip() not in (
-        "",
-        "0",
-        "false",
-        "False",
-    )
+    return _flag("VBTUTOR_FULL")
+
+
+#: Under ``VBTUTOR_SMOKE=1``, the most steps, iterations or draws that a size may take,
+#: unless ``VBTUTOR_SMOKE_STEPS`` sets another number.
+SMOKE_CAP = 10
+
+
+def smoke_mode() -> bool:
+    """True when ``VBTUTOR_SMOKE=1`` asks for a smoke run: every size cut to a few.
+
+    ``make smoke`` (tools/smoke_full.py) runs every chapter with ``VBTUTOR_FULL=1`` and
+    ``VBTUTOR_SMOKE=1``: the full configuration's code paths (its wider networks, more
+    seeds) for a few steps each, so that the configuration meant for a GPU cannot break
+    unnoticed. The results mean nothing; the chapters' claims are reported, not enforced.
+
+    Example:
+        >>> isinstance(smoke_mode(), bool)
+        True
+    """
+    return _flag("VBTUTOR_SMOKE")
+
+
+def smoke_cap(n: int) -> int:
+    """``n``, cut to at most :data:`SMOKE_CAP` (or ``VBTUTOR_SMOKE_STEPS``) in a smoke run.
+
+    Arguments:
+        n: a size that sets an amount of work: steps, iterations, draws, samples.
+
+    Returns:
+        ``min(n, cap)`` under ``VBTUTOR_SMOKE=1``, else ``n``.
+
+    Example:
+        >>> smoke_cap(5000) == (min(5000, SMOKE_CAP) if smoke_mode() else 5000)
+        True
+    """
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+        raise ValueError(f"n must be an int, got {n!r}")
+    if not smoke_mode():
+        return n
+    value = os.environ.get("VBTUTOR_SMOKE_STEPS", str(SMOKE_CAP)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f"VBTUTOR_SMOKE_STEPS must be a positive integer, got {value!r}"
+        )
+    return min(n, int(value))
 
 
 def choose(quick: T, full: T) -> T:
     """Pick the quick setting by default and the full one under ``VBTUTOR_FULL=1``.
 
+    The chapters choose two kinds of setting: sizes, given as ints (steps, iterations,
+    Monte Carlo samples), and structure, given as tuples or lists (hidden widths, seeds).
+    Under ``VBTUTOR_SMOKE=1`` an int is cut by :func:`smoke_cap`, and structure is kept.
+
     Example:
-        >>> choose(quick=200, full=5000) in (200, 5000)
+        >>> choose(quick=200, full=5000) in (200, 5000, SMOKE_CAP)
         True
     """
-    return full if full_mode() else quick
+    value = full if full_mode() else quick
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return smoke_cap(value)  # type: ignore[return-value]
+    return value
 
 
 def show_progress() -> bool:
@@ -186,7 +241,8 @@ def fit(
     Arguments:
         loss_fn: returns a scalar tensor to minimise.
         parameters: the parameters to optimise.
-        steps: number of optimiser steps, at least 1.
+        steps: number of optimiser steps, at least 1 (cut by :func:`smoke_cap` under
+            ``VBTUTOR_SMOKE=1``).
         lr: Adam learning rate, positive.
         record_every: keep the loss of every ``record_every``-th step.
         progress: show a progress bar that disappears when training ends;
@@ -210,6 +266,7 @@ def fit(
     params = list(parameters)
     if not params:
         raise ValueError("parameters is empty: nothing to optimise")
+    steps = smoke_cap(steps)
     optimiser = torch.optim.Adam(params, lr=lr)
     history = []
     show = show_progress() if progress is None else progress
