@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_within_se, mean_and_se, raises_naming
-from scipy.special import logsumexp
+from scipy.special import betaln, digamma, logsumexp, xlogy
 from scipy.stats import multivariate_normal
+from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from torch import distributions as D
@@ -212,6 +213,155 @@ def test_elbo_never_decreases(alpha, init):
     fit = dpmm.fit_dpmm(x, 12, prior_for(x, alpha), init=init, tol=1e-8, max_iter=300)
     scale = fit.elbo.abs().max()
     assert bool((fit.elbo.diff() >= -1e-12 * scale).all())
+
+
+# --- the vectorised sweep against a slow reference, and the stopping rule ---------------
+
+
+def slow_sweep(x, phi, alpha, sigma, m0, s0):
+    """One CAVI sweep and the ELBO of its result, written out with loops over points and
+    components from the textbook formulas (Blei & Jordan 2006, eqs. 18-22)."""
+    n, d = x.shape
+    t_max = phi.shape[1]
+    counts = [sum(phi[i, t] for i in range(n)) for t in range(t_max)]
+    g1 = [1 + counts[t] for t in range(t_max - 1)]
+    g2 = [alpha + sum(counts[t + 1 :]) for t in range(t_max - 1)]
+    var = [1 / (1 / s0**2 + counts[t] / sigma**2) for t in range(t_max)]
+    mean = [
+        var[t] * (m0 / s0**2 + sum(phi[i, t] * x[i] for i in range(n)) / sigma**2)
+        for t in range(t_max)
+    ]
+    e_log_v = [digamma(g1[t]) - digamma(g1[t] + g2[t]) for t in range(t_max - 1)]
+    e_log_1mv = [digamma(g2[t]) - digamma(g1[t] + g2[t]) for t in range(t_max - 1)]
+    e_log_pi = [
+        (e_log_v[t] if t < t_max - 1 else 0.0) + sum(e_log_1mv[:t])
+        for t in range(t_max)
+    ]
+
+    def e_log_lik(i, t):  # E_q log N(x_i | mu_t, sigma^2 I)
+        sq = sum((x[i, k] - mean[t][k]) ** 2 for k in range(d)) + d * var[t]
+        return -0.5 * d * np.log(2 * np.pi * sigma**2) - sq / (2 * sigma**2)
+
+    new = np.zeros_like(phi)
+    for i in range(n):
+        logits = [e_log_pi[t] + e_log_lik(i, t) for t in range(t_max)]
+        top = max(logits)
+        weights = [np.exp(v - top) for v in logits]
+        new[i] = [w / sum(weights) for w in weights]
+    kl_v = sum(
+        betaln(1, alpha) - betaln(g1[t], g2[t]) + (g1[t] - 1) * e_log_v[t]
+        + (g2[t] - alpha) * e_log_1mv[t]
+        for t in range(t_max - 1)
+    )  # fmt: skip
+    kl_mu = sum(
+        np.log(s0 / np.sqrt(var[t]))
+        + (var[t] + (mean[t][k] - m0[k]) ** 2) / (2 * s0**2) - 0.5
+        for t in range(t_max) for k in range(d)
+    )  # fmt: skip
+    expected = sum(  # assignments + likelihood + entropy of q(z)
+        new[i, t] * (e_log_pi[t] + e_log_lik(i, t)) - xlogy(new[i, t], new[i, t])
+        for i in range(n) for t in range(t_max)
+    )  # fmt: skip
+    return (g1, g2, mean, var, new), expected - kl_v - kl_mu
+
+
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
+def test_sweeps_match_a_slow_reference(offset):
+    """fit_dpmm's vectorised sweeps, and the ELBO it assembles from them, agree with the
+    loops of slow_sweep to rounding, sweep after sweep (also far from the origin)."""
+    x = tiny_data(12, seed=4) + offset
+    alpha, sigma, s0 = 1.3, 0.6, 2.0
+    prior = dpmm.DPMMPrior(alpha, sigma, x.mean(0), s0)
+    phi = dpmm.init_responsibilities(12, 4, torch.Generator().manual_seed(2))
+    fit = dpmm.fit_dpmm(x, 4, prior, max_iter=6, tol=0.0, init=phi)
+    assert fit.n_iter == 6 and not fit.converged
+    xs, phi, m0 = x.numpy(), phi.numpy(), prior.mean.numpy()
+    for sweep in range(6):
+        q, elbo = slow_sweep(xs, phi, alpha, sigma, m0, s0)
+        phi = q[-1]
+        assert fit.elbo[sweep].item() == pytest.approx(elbo, rel=1e-12)
+    for mine, theirs in zip(fit.q, q, strict=True):
+        np.testing.assert_allclose(
+            mine.numpy(), np.array(theirs), rtol=1e-9, atol=1e-12
+        )
+
+
+def kmeans_start(x: torch.Tensor, t: int) -> torch.Tensor:
+    labels = KMeans(t, n_init=1, random_state=0).fit_predict(x.numpy())
+    return torch.nn.functional.one_hot(torch.as_tensor(labels).long(), t).to(x)
+
+
+@pytest.mark.parametrize("start", ["random", "kmeans"])
+def test_recorded_elbo_is_each_sweeps_elbo_and_never_decreases(start):
+    """Replay the sweeps with the public updates: the ELBO that fit_dpmm records from inside
+    the sweep equals dpmm.elbo (the five terms, computed separately) of each sweep's q, and
+    it never decreases."""
+    x, _ = blobs(200, seed=2)
+    prior = prior_for(x, alpha=2.0)
+    g = torch.Generator().manual_seed(0)
+    resp = {
+        "random": lambda: dpmm.init_responsibilities(200, 10, g),
+        "kmeans": lambda: kmeans_start(x, 10),
+    }[start]()
+    fit = dpmm.fit_dpmm(x, 10, prior, init=resp, tol=1e-6, max_iter=200)
+    assert fit.converged
+    for recorded in fit.elbo:
+        globals_ = dpmm.update_globals(x, resp, prior)
+        resp = dpmm.update_responsibilities(x, *globals_, prior)
+        q = dpmm.DPMMPosterior(*globals_, resp)
+        assert recorded.item() == pytest.approx(
+            dpmm.elbo(x, q, prior).item(), rel=1e-12
+        )
+    assert torch.allclose(fit.q.resp, resp, rtol=0, atol=1e-12)
+    assert bool((fit.elbo.diff() >= -1e-12 * fit.elbo.abs().max()).all())
+
+
+def test_stops_at_the_first_sweep_that_changes_the_elbo_by_less_than_tol():
+    """The rule of scikit-learn's BayesianGaussianMixture: stop after sweep k >= 2 if
+    |ELBO_k - ELBO_k-1| < tol, in nats for the whole data set (not per point)."""
+    x, _ = blobs(300, seed=3)
+    prior = prior_for(x)
+    full = dpmm.fit_dpmm(x, 12, prior, tol=0.0, max_iter=150).elbo
+    change = full.diff().abs()  # change[k] is the change made by sweep k + 2
+    first = {}
+    for tol in [10.0, 1.0, 0.1, 1e-3]:
+        first[tol] = int(torch.nonzero(change < tol)[0]) + 2
+        fit = dpmm.fit_dpmm(x, 12, prior, tol=tol, max_iter=150)
+        assert fit.converged and fit.n_iter == first[tol], tol
+        assert torch.equal(fit.elbo, full[: first[tol]])
+    assert len(set(first.values())) == 4  # four different stopping sweeps
+    short = first[1e-3] - 1
+    late = dpmm.fit_dpmm(x, 12, prior, tol=1e-3, max_iter=short)
+    assert not late.converged and late.n_iter == short
+    loose = dpmm.fit_dpmm(x, 12, prior, tol=float("inf"))
+    assert loose.converged and loose.n_iter == 2  # the first sweep has no change yet
+
+
+def test_float32_fit_far_from_the_origin_matches_float64():
+    """The sweep expands ||x - m||^2 into a matrix product; working around the prior mean
+    keeps that accurate in float32 for data far from the origin."""
+    x, labels = blobs(400, seed=4)
+    x = x + 1e4
+    init = kmeans_start(x, 8)
+    fits = [
+        dpmm.fit_dpmm(x.to(dtype), 8, prior_for(x.to(dtype)), init=init.to(dtype))
+        for dtype in (torch.float32, F64)
+    ]
+    assert [dpmm.n_clusters(f.weights) for f in fits] == [4, 4]
+    assert torch.equal(fits[0].q.resp.argmax(1), fits[1].q.resp.argmax(1))
+    assert adjusted_rand_score(labels, fits[0].q.resp.argmax(1).numpy()) > 0.99
+
+
+def test_fit_returns_ordinary_tensors():
+    """fit_dpmm sweeps in inference mode; what it returns still works with autograd."""
+    x = tiny_data(8)
+    prior = dpmm.DPMMPrior(1.0, 0.5, torch.zeros(2, dtype=F64), 2.0)
+    fit = dpmm.fit_dpmm(x, 3, prior)
+    assert not any(t.is_inference() for t in (*fit.q, fit.elbo, fit.weights))
+    assert fit.q.resp.is_contiguous()
+    means = fit.q.means.requires_grad_()
+    dpmm.elbo(x, fit.q._replace(means=means), prior).backward()
+    assert torch.isfinite(means.grad).all()
 
 
 def test_recovers_the_number_of_well_separated_clusters():
