@@ -17,7 +17,7 @@ NB_ENV := VBTUTOR_DEVICE=cpu VBTUTOR_PROGRESS=off $(ONE_THREAD)
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _vendor/mathjax/tex-mml-chtml.js
 
-.PHONY: book test checks lint unit smoke nbval portability build-strict browser notebooks \
+.PHONY: book test checks configs lint unit smoke nbval portability build-strict browser notebooks \
 	bench-widgets lab clean
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -49,15 +49,19 @@ book: $(BOOK_STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --quiet
 	@echo "== The book is in _build/html/index.html"
 
-# Two chains side by side, one per core: the checks on this CPU, and the strict nbval
-# pass on a simulated other CPU (the longest single step).
+# Two chains side by side, one per core, of about equal length: the checks on this CPU,
+# and the other configurations (the full one for a few steps, then the strict nbval pass
+# on a simulated other CPU, the longest single step).
 test: $(STAMP)
-	$(MAKE) -j2 --output-sync=line checks portability
+	$(MAKE) -j2 --output-sync=line checks configs
 
 # -j1: a sub-make inherits -j2, and these steps must run in this order (the browser
 # test reads the book that build-strict writes).
 checks: $(STAMP)
-	$(MAKE) -j1 lint unit smoke nbval build-strict browser
+	$(MAKE) -j1 lint unit nbval build-strict browser
+
+configs: $(STAMP)
+	$(MAKE) -j1 smoke portability
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools book

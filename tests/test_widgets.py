@@ -137,6 +137,18 @@ def test_one_frame_per_grid_point_in_order(two_params):
         assert frame == two_params.fresh_png(slope=values[0], shift=values[1])
 
 
+def test_a_smoke_run_renders_only_the_default_frame(monkeypatch):
+    monkeypatch.setenv("VBTUTOR_SMOKE", "1")
+    params = [
+        number("slope", 0.0, 4.0, [0.5, 2.0, 4.0], default=2.0),
+        integer("shift", 0, 3, [0, 3]),
+    ]
+    explorer = Explorer(render, params, title="a line")
+    assert explorer.grid == [(2.0, 0)]
+    assert explorer.frames == [explorer.fresh_png(slope=2.0, shift=0)]
+    assert explorer.update(slope=4.0, shift=3) == explorer.fresh_png(slope=4.0, shift=3)
+
+
 def test_frames_are_stored_at_twice_their_shown_size(two_params):
     width, height = two_params.size
     for frame in two_params.frames:

@@ -33,6 +33,8 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 from PIL import Image, ImageChops
 
+from .train import smoke_mode
+
 __all__ = [
     "Param",
     "integer",
@@ -326,7 +328,9 @@ class Explorer:
     The static frames (the product of the parameters' ``frames``, at most
     :data:`MAX_FRAMES`) are rendered when the explorer is built, with ``seed = 0``; they
     fix one bounding box that every live figure is saved with, so the figure does not
-    jump between updates.
+    jump between updates. In a smoke run (``VBTUTOR_SMOKE=1``, see
+    :func:`vbtutor.train.smoke_mode`) only the default frame is rendered: no page is
+    written then, and the live path is what the run checks.
 
     Example:
         >>> def render(a):
@@ -362,6 +366,8 @@ class Explorer:
             raise ValueError(
                 f"params give {len(grid)} frames, at most {MAX_FRAMES} are allowed"
             )
+        if smoke_mode():
+            grid = [tuple(p.default for p in params)]
         self.render, self.params, self.title = render, params, title
         self.new_draw, self.scale, self.cache_size = new_draw, scale, cache_size
         self._cache: OrderedDict[tuple, bytes] = OrderedDict()
