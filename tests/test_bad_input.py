@@ -11,6 +11,8 @@ import pytest
 import torch
 from bad_input_cases import CASES, outcome, variants
 from conftest import raises_naming
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vbtutor import _checks, diffusion
 from vbtutor import stick_breaking as sb
@@ -71,3 +73,35 @@ def test_kumaraswamy_is_torchs_class_with_the_chapters_sampler():
     assert torch.allclose(v, v_torch.clamp(max=1 - 1e-7), rtol=1e-5, atol=1e-6)
     assert bool(((v > 0) & (v < 1)).all())  # clipped: log v, log(1 - v) finite
     assert q.expand((3, 2)).a.shape == (3, 2)
+
+
+def _float_tensor_arguments(case) -> list[str]:
+    return [
+        name
+        for name, value in case.make().items()
+        if isinstance(value, torch.Tensor)
+        and value.is_floating_point()
+        and value.numel()
+    ]
+
+
+CASES_WITH_TENSORS = [case for case in CASES if _float_tensor_arguments(case)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_bad_value_at_any_position_is_refused_by_name(data):
+    """The sweep puts NaN or inf in the last entry; here hypothesis picks the function,
+    the argument, the entry and the value."""
+    case = data.draw(st.sampled_from(CASES_WITH_TENSORS), label="case")
+    kwargs = case.make()
+    name = data.draw(st.sampled_from(_float_tensor_arguments(case)), label="argument")
+    label, bad = data.draw(
+        st.sampled_from([("nan", np.nan), ("+inf", np.inf), ("-inf", -np.inf)]),
+        label="value",
+    )
+    value = kwargs[name].detach().clone()
+    index = data.draw(st.integers(0, value.numel() - 1), label="entry")
+    value.view(-1)[index] = bad
+    kwargs[name] = value
+    assert outcome(case, name, label, kwargs) in ("clear", "accepted")
