@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import inspect
 import re
 import sys
 from collections.abc import Callable
@@ -654,14 +655,14 @@ def _number_variants(name: str, value: Any, case: Case) -> dict[str, Any]:
 
 def _defaults(case: Case) -> dict:
     """Keyword defaults named in ``positive`` but not passed in ``make``."""
-    import inspect
-
     params = inspect.signature(case.call).parameters
     given = case.make()
     return {
         n: params[n].default
         for n in case.positive
-        if n not in given and n in params and params[n].default is not inspect._empty
+        if n not in given
+        and n in params
+        and params[n].default is not inspect.Parameter.empty
     }
 
 
