@@ -60,6 +60,7 @@ def test_a_claim_not_met_is_recorded_and_the_cell_goes_on(cell):
 
 
 def test_claims_met_leave_no_record(cell):
+    # a message is evaluated only for a failed claim: this one would raise TypeError
     ns = cell("assert 1 < 2\nassert True, 'never evaluated' + 1")
     assert ns[smoke_full.CLAIMS] == []
 

@@ -126,3 +126,26 @@ def test_pm_prints_to_the_precision_of_the_se(args, kwargs, text):
 def test_bad_summaries_raise_naming_the_argument(call, name):
     with raises_naming(name):
         call()
+
+
+@pytest.mark.parametrize(
+    ("mean", "se", "expected"),
+    [
+        (0.0, 0.0, "within"),
+        (1.9, 1.0, "within"),
+        (-1.9, 1.0, "within"),
+        (2.0, 1.0, "above"),
+        (-2.0, 1.0, "below"),
+        (-0.1, 0.0, "below"),
+    ],
+)
+def test_verdict_is_within_below_two_standard_errors_else_by_sign(mean, se, expected):
+    assert report.verdict(mean, se, "within", "above", "below") == expected
+
+
+@pytest.mark.parametrize(
+    ("mean", "se"), [(float("nan"), 1.0), (1.0, -1.0), (1.0, np.inf)]
+)
+def test_verdict_refuses_bad_numbers(mean, se):
+    with raises_naming("se"):
+        report.verdict(mean, se, "within", "above", "below")

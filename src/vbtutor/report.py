@@ -20,7 +20,7 @@ import numpy as np
 from IPython import get_ipython
 from IPython.display import display
 
-__all__ = ["GLUE_PREFIX", "glue", "mean_se", "pm", "pm_of"]
+__all__ = ["GLUE_PREFIX", "glue", "mean_se", "pm", "pm_of", "verdict"]
 
 #: The mime-type prefix myst-nb reads glued values from (hidden, not displayed).
 GLUE_PREFIX = "application/papermill.record/"
@@ -136,3 +136,23 @@ def pm_of(values: Any, **options: Any) -> str:
         '0.74 ± 0.02'
     """
     return pm(*mean_se(values), **options)
+
+
+def verdict(mean: float, se: float, within: str, above: str, below: str) -> str:
+    """The sentence for a difference of ``mean ± se``: ``within`` when it lies within two
+    standard errors of zero (or is exactly zero), else ``above`` or ``below`` by its sign.
+
+    The chapters glue the chosen sentence into their prose, so the words always follow
+    the numbers the cell computed.
+
+    Example:
+        >>> verdict(0.3, 0.2, "no difference", "larger", "smaller")
+        'no difference'
+        >>> verdict(-0.5, 0.2, "no difference", "larger", "smaller")
+        'smaller'
+    """
+    if not (math.isfinite(mean) and math.isfinite(se) and se >= 0):
+        raise ValueError(f"mean and se must be finite, se >= 0, got {mean!r}, {se!r}")
+    if abs(mean) < 2 * se or mean == 0:
+        return within
+    return above if mean > 0 else below
