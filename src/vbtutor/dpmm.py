@@ -329,15 +329,21 @@ def _point_terms(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return -0.5 * d * math.log(2 * math.pi * s2) - x.square().sum(1) / (2 * s2)
 
 
-def _logits(x, log_pi, means, variances, sigma):
+def _expected_sq_norms(means, variances):
+    """E_q ||mu_t||^2 = ||m_t||^2 + D s_t^2, shape (T,)."""
+    return means.square().sum(1).add_(variances, alpha=means.shape[1])
+
+
+def _logits(x, log_pi, means, sq_norms, sigma):
     """log pi_t + E_q[log N(x_n | mu_t, sigma^2 I)] - _point_terms(x), shape (N, T).
 
-    Expanding ||x_n - m_t||^2 = ||x_n||^2 - 2 x_n . m_t + ||m_t||^2 leaves one matrix
-    product; the ||x_n||^2 part does not depend on t and is left to _point_terms. The
-    result is the (N, T) view of a (T, N) array: sums over t then run along memory.
+    Expanding E||x_n - mu_t||^2 = ||x_n||^2 - 2 x_n . m_t + E||mu_t||^2 (``sq_norms``)
+    leaves one matrix product; the ||x_n||^2 part does not depend on t and is left to
+    _point_terms. The result is the (N, T) view of a (T, N) array: sums over t then run
+    along memory.
     """
     s2 = sigma**2
-    bias = log_pi - (means.square().sum(1) + x.shape[1] * variances) / (2 * s2)
+    bias = torch.add(log_pi, sq_norms, alpha=-0.5 / s2)
     return torch.addmm(bias[:, None], means, x.T, alpha=1 / s2).T
 
 
@@ -346,12 +352,14 @@ def _assign(logits):
     top = logits.amax(1, keepdim=True)  # taken out first, so that exp cannot overflow
     weights = torch.exp(logits - top)
     total = weights.sum(1, keepdim=True)
-    return weights / total, (top + total.log()).squeeze(1)
+    # times the reciprocal: half the time of dividing each of the N * T entries
+    return weights * total.reciprocal(), (top + total.log()).squeeze(1)
 
 
 def _responsibilities(x, gamma1, gamma2, means, variances, prior):
     log_pi = _sticks(gamma1, gamma2).log_pi
-    return _assign(_logits(x, log_pi, means, variances, prior.sigma))[0]
+    sq_norms = _expected_sq_norms(means, variances)
+    return _assign(_logits(x, log_pi, means, sq_norms, prior.sigma))[0]
 
 
 def elbo_terms(
@@ -404,15 +412,6 @@ def _kl_means(means, variances, prior):
     d, ratio = means.shape[1], variances / prior.std**2
     sq = (means - prior.mean).square().sum(1) / prior.std**2
     return 0.5 * (d * (ratio - 1 - torch.log(ratio)) + sq).sum()
-
-
-def _kl_sticks(gamma1, gamma2, sticks, alpha):
-    """sum_t KL(Beta(gamma1_t, gamma2_t) || Beta(1, alpha)) = E_q[log q(v) - log p(v)],
-    from the expectations E[log v_t], E[log(1 - v_t)] in ``sticks``."""
-    lgamma = torch.lgamma  # log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b)
-    log_beta = lgamma(gamma1) + lgamma(gamma2) - lgamma(gamma1 + gamma2)
-    kl = (gamma1 - 1) * sticks.log_v + (gamma2 - alpha) * sticks.log_1mv - log_beta
-    return kl.sum() - gamma1.numel() * math.log(alpha)  # log B(1, alpha) = -log alpha
 
 
 def elbo(x: torch.Tensor, q: DPMMPosterior, prior: DPMMPrior) -> torch.Tensor:
@@ -583,20 +582,74 @@ def _plain(fit: DPMMFit) -> DPMMFit:
     )
 
 
-def _sweep(x, resp, prior):
-    """One CAVI sweep from ``resp``: the new q, and its ELBO less sum_n _point_terms(x).
+class _StickMaps(NamedTuple):
+    """The stick bookkeeping of truncation T as constant linear maps (K = T - 1 sticks).
 
-    The ELBO comes from what the sweep has computed anyway. Once q(z_n) is the softmax of
-    the logits, the three terms that involve it (assignments, likelihood, entropy_z) add
-    up to sum_t phi_nt (logit_nt - log phi_nt) = log sum_t exp(logit_nt) per point, so
-    only the two KL terms are left, and they reuse the sweep's digammas.
+    The Beta parameters are linear in the counts N_t, and E[log pi_t] is linear in their
+    digammas, so a sweep does each in one matrix-vector product. ``gammas`` below is
+    the (3K,) vector (gamma_1, gamma_2, gamma_1 + gamma_2) of :func:`update_globals`:
+    ``gammas = offset + to_gammas @ counts`` with ``offset`` = (1, alpha, 1 + alpha), and
+    ``log_pi = to_log_pi @ digamma(gammas)`` is :func:`stick_expectations`' ``log_pi``.
     """
-    gamma1, gamma2, means, variances = _globals(x, resp, prior)
-    sticks = _sticks(gamma1, gamma2)
-    resp, log_norm = _assign(_logits(x, sticks.log_pi, means, variances, prior.sigma))
-    kl = _kl_sticks(gamma1, gamma2, sticks, prior.alpha)
-    kl = kl + _kl_means(means, variances, prior)
-    return DPMMPosterior(gamma1, gamma2, means, variances, resp), log_norm.sum() - kl
+
+    to_gammas: torch.Tensor  # (3K, T)
+    offset: torch.Tensor  # (3K,)
+    to_log_pi: torch.Tensor  # (T, 3K)
+    sign: torch.Tensor  # (3K,): +1, +1, -1 on the three blocks
+
+
+def _stick_maps(truncation, alpha, like):
+    k, ones = truncation - 1, like.new_ones
+    eye = functools.partial(torch.eye, dtype=like.dtype, device=like.device)
+    first = eye(k, truncation)  # gamma_1t - 1 = N_t
+    later = ones(k, truncation).triu(1)  # gamma_2t - alpha = sum_{j>t} N_j
+    own = eye(truncation, k)  # E log v_t
+    before = ones(truncation, k).tril(-1)  # sum_{j<t} E log(1 - v_j)
+    block = ones(k)
+    return _StickMaps(
+        to_gammas=torch.cat([first, later, first + later]),
+        offset=torch.cat([block, alpha * block, (1 + alpha) * block]),
+        to_log_pi=torch.cat([own, before, -(own + before)], 1),
+        sign=torch.cat([block, block, -block]),
+    )
+
+
+def _sweep(x, stats_of, resp, prior, maps):
+    """One CAVI sweep from ``resp``: the new q, and its ELBO less the constant of _cavi.
+
+    The data are centred on the prior mean (see _cavi), and ``stats_of`` is x with a
+    column of ones, so that one product gives sum_n phi_nt x_n and N_t. The sweep does
+    :func:`update_globals` then :func:`update_responsibilities`, and gets the ELBO from
+    what it has computed anyway. Once q(z_n) is the softmax of the logits, the three terms
+    that involve it (assignments, likelihood, entropy_z) add up to sum_t phi_nt (logit_nt
+    - log phi_nt) = log sum_t exp(logit_nt) per point, so only the two KL terms are left:
+
+    - KL(Beta(g1, g2) || Beta(1, alpha)) = (g1 - 1) psi(g1) + (g2 - alpha) psi(g2)
+      - (g1 + g2 - 1 - alpha) psi(g1 + g2) - log B(g1, g2) - log alpha, which over the
+      blocks of ``gammas`` is sum sign [(gammas - offset) psi(gammas) - lgamma(gammas)],
+      less K log alpha;
+    - KL(N(m_t, s_t^2 I) || N(0, s0^2 I)) = (E||mu_t||^2 / s0^2 - D log s_t^2
+      + D log s0^2 - D) / 2.
+
+    The parts that do not change (K log alpha and the terms in s0) are left to _cavi.
+    """
+    d, s2, v0 = x.shape[1], prior.sigma**2, prior.std**2
+    stats = resp.T @ stats_of  # (T, D + 1)
+    counts = stats[:, d]
+    gammas = torch.addmv(maps.offset, maps.to_gammas, counts)
+    digammas = torch.special.digamma(gammas)
+    variances = counts.mul(1 / s2).add_(1 / v0).reciprocal_()
+    means = stats[:, :d] * (variances / s2)[:, None]
+    sq_norms = _expected_sq_norms(means, variances)
+    logits = _logits(x, maps.to_log_pi @ digammas, means, sq_norms, prior.sigma)
+    resp, log_norm = _assign(logits)
+    kl_sticks = torch.dot(maps.sign * (gammas - maps.offset), digammas) - torch.dot(
+        maps.sign, torch.lgamma(gammas)
+    )
+    kl_means = 0.5 * (sq_norms.sum() / v0 - d * variances.log().sum())
+    gamma1, gamma2, _ = gammas.tensor_split(3)
+    q = DPMMPosterior(gamma1, gamma2, means, variances, resp)
+    return q, log_norm.sum() - kl_sticks - kl_means
 
 
 def _cavi(x, resp, prior, max_iter, tol):
@@ -604,10 +657,17 @@ def _cavi(x, resp, prior, max_iter, tol):
     # expanded square in _logits loses no precision on data far from the origin.
     centre = prior.mean.to(x)
     x, prior = x - centre, prior._replace(mean=torch.zeros_like(centre))
-    constant = _point_terms(x, prior.sigma).sum().item()
+    (n, d), t = x.shape, resp.shape[1]
+    stats_of = torch.cat([x, x.new_ones(n, 1)], 1)
+    maps = _stick_maps(t, prior.alpha, x)
+    constant = (  # sum_n _point_terms, and what the KLs' constant parts add (see _sweep)
+        _point_terms(x, prior.sigma).sum().item()
+        + (t - 1) * math.log(prior.alpha)
+        + 0.5 * d * t * (1 - math.log(prior.std**2))
+    )
     history, converged = [], False
     for _ in range(max_iter):
-        q, elbo_less_constant = _sweep(x, resp, prior)
+        q, elbo_less_constant = _sweep(x, stats_of, resp, prior, maps)
         resp = q.resp
         history.append(elbo_less_constant.item() + constant)
         if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
