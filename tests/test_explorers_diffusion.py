@@ -20,7 +20,7 @@ from vbtutor import diffusion as dd
 from vbtutor import explorers
 from vbtutor import flow_matching as vfm
 from vbtutor import sde as vsde
-from vbtutor.explorers.diffusion import _mixture_score
+from vbtutor.explorers.diffusion import SDE_SAMPLERS, _mixture_score
 
 F64 = torch.float64
 
@@ -130,8 +130,8 @@ def test_sde_explorer_recomputes_for_any_sampler_and_step_count(sde_setup):
     explorer = sde_setup[4]
     assert [p.name for p in explorer.params] == ["sampler", "steps"]
     assert explorer.new_draw and len(explorer.frames) == 10
-    assert_live(explorer, sampler="probability-flow ODE", steps=37)
-    assert_live(explorer, sampler="reverse SDE", steps=8, seed=3)
+    assert_live(explorer, sampler="ODE", steps=37)
+    assert_live(explorer, sampler="SDE", steps=8, seed=3)
 
 
 def test_mixture_score_is_the_autograd_score_of_the_diffused_mixture(sde_setup):
@@ -155,13 +155,13 @@ def test_sde_explorer_samples_match_samplers_with_the_autograd_score(sde_setup):
     sde = vsde.euler_maruyama(autograd_drift(mixture, False), g, x1, grid, generator)
     zero = lambda t: 0.0  # noqa: E731
     ode = vsde.euler_maruyama(autograd_drift(mixture, True), zero, x1, grid)
-    for sampler, expected in [("reverse SDE", sde), ("probability-flow ODE", ode)]:
+    for sampler, expected in [("SDE", sde), ("ODE", ode)]:
         left, right = explorer.render(sampler=sampler, steps=12, seed=0).axes
         np.testing.assert_allclose(offsets(left), expected.numpy(), atol=1e-8)
         distance = 1000 * dd.energy_distance(expected, test)
         assert title_distance(left) == pytest.approx(distance, abs=0.051)
         assert star(right) == pytest.approx((12, distance))
-        assert left.get_title().startswith(f"{sampler}: 12 ")
+        assert left.get_title().startswith(f"{SDE_SAMPLERS[sampler]}: 12 ")
     (floor_line,) = [ln for ln in right.lines if ln.get_linestyle() == "--"]
     expected_floor = 1000 * dd.energy_distance(floor, test)
     assert floor_line.get_ydata()[0] == pytest.approx(expected_floor)
@@ -169,22 +169,22 @@ def test_sde_explorer_samples_match_samplers_with_the_autograd_score(sde_setup):
 
 def test_sde_explorer_converges_to_the_data_and_draws_fresh_noise(sde_setup):
     _, test, _, _, explorer = sde_setup
-    right = explorer.render(sampler="reverse SDE", steps=20, seed=0).axes[1]
+    right = explorer.render(sampler="SDE", steps=20, seed=0).axes[1]
     curves = {line.get_label(): line.get_ydata() for line in right.lines}
     ode, sde = curves["probability-flow ODE, draw 0"], curves["reverse SDE, draw 0"]
     assert np.all(
         np.diff(ode) < 0
     )  # from 5 to 1000 steps, one noise: no sampling noise
     assert ode[0] > 5 * ode[-1] > 0 and sde[0] > 5 * abs(sde[-1])
-    fresh = explorer.render(sampler="reverse SDE", steps=20, seed=5).axes[0]
-    again = explorer.render(sampler="reverse SDE", steps=20, seed=5).axes[0]
-    shown = explorer.render(sampler="reverse SDE", steps=20, seed=0).axes[0]
+    fresh = explorer.render(sampler="SDE", steps=20, seed=5).axes[0]
+    again = explorer.render(sampler="SDE", steps=20, seed=5).axes[0]
+    shown = explorer.render(sampler="SDE", steps=20, seed=0).axes[0]
     assert np.array_equal(offsets(fresh), offsets(again))
     assert not np.allclose(offsets(fresh), offsets(shown))
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    explorer.png(sampler="reverse SDE", steps=23, seed=9)
+    explorer.png(sampler="SDE", steps=23, seed=9)
     assert torch.equal(torch.rand(3), expected)
 
 

@@ -562,13 +562,16 @@ class Explorer:
         width, height = self.size
         rows = []
         for p, i in zip(self.params, start, strict=True):
-            labels = html.escape(json.dumps([p.text(v) for v in p.frames]), quote=True)
+            texts = [p.text(v) for v in p.frames]
+            labels = html.escape(json.dumps(texts), quote=True)
             name = html.escape(p.label, quote=True)
+            # as wide as the longest value, so that the track keeps its length
+            wide = max(map(len, texts))
             rows.append(
                 f'<label><input type="range" min="0" max="{len(p.frames) - 1}" '
                 f'step="1" value="{i}" aria-label="{name}" data-labels="{labels}" '
-                f'oninput="{_ONINPUT}"><output>{html.escape(p.text(p.default))}'
-                "</output></label>"
+                f'oninput="{_ONINPUT}"><output style="min-width:max(8em, {wide}ch)">'
+                f"{html.escape(p.text(p.default))}</output></label>"
             )
         images = []
         for values, frame in zip(self.grid, self.frames, strict=True):

@@ -118,10 +118,16 @@ def test_every_chapter_has_an_explorer():
     assert CHAPTERS == {pathlib.Path(p).stem for p in SLIDER_PAGES}
 
 
+#: Whether an explorer's value (an <output>) shows all of its text, in its row.
+FITS = """o => o.scrollWidth <= o.clientWidth
+    && o.parentElement.scrollWidth <= o.parentElement.clientWidth"""
+
+
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 @pytest.mark.parametrize("path", SLIDER_PAGES)
 def test_explorer_sliders_change_the_figure(browser, base_url, path, size):
-    """Each slider of each explorer, moved as a reader would, shows another frame."""
+    """Each slider of each explorer, moved as a reader would, shows another frame; its
+    value is never cut off, and its track keeps its length."""
     page, problems = open_page(browser, base_url, path, size=size)
     explorers = page.locator(".vbtutor-explorer")
     assert explorers.count() >= 1
@@ -139,11 +145,15 @@ def test_explorer_sliders_change_the_figure(browser, base_url, path, size):
             label = explorer.locator("output").nth(j)
             label_before = label.inner_text()
             at_end = handle.input_value() == handle.get_attribute("max")
+            track_before = handle.bounding_box()["width"]
+            assert label.evaluate(FITS), f"value cut off: {label_before!r}"
             handle.focus()
             page.keyboard.press("Home" if at_end else "End")  # as a reader would
             assert visible.count() == 1
             assert visible.get_attribute("src") != before, "the figure did not change"
             assert label.inner_text() != label_before
+            assert label.evaluate(FITS), f"value cut off: {label.inner_text()!r}"
+            assert handle.bounding_box()["width"] == track_before, "the track moved"
             assert visible.evaluate("i => i.complete && i.naturalWidth > 0")
             box_after = explorer.bounding_box()  # frames share one size: no jitter
             assert (box_after["width"], box_after["height"]) == (

@@ -39,8 +39,9 @@ SDE_STEPS = (5, 7, 10, 15, 20, 30, 50, 100, 200, 500, 1000)
 #: ones).
 FLOW_NFES = (1, 2, 3, 4, 6, 10, 20, 50, 100, 200, 1000)
 
-#: The samplers of the sde explorer, as the reader sees them.
-SDE_SAMPLERS = ("reverse SDE", "probability-flow ODE")
+#: The samplers of the sde explorer: their names on the control (short, for a phone's
+#: control row) and in the figure.
+SDE_SAMPLERS = {"SDE": "reverse SDE", "ODE": "probability-flow ODE"}
 
 #: The solvers of the flow_matching explorer.
 FLOW_SOLVERS = ("Euler", "Heun")
@@ -326,7 +327,7 @@ def sde_explorer(
         if seed:
             x = torch.randn(noise.shape, generator=generator, dtype=torch.float64)
         grid = torch.linspace(1.0, t_min, steps + 1, dtype=torch.float64)
-        if sampler == SDE_SAMPLERS[0]:
+        if sampler == "SDE":
             return vsde.euler_maruyama(drift_sde, diffusion, x, grid, generator)
         for t, dt in zip(grid[:-1].tolist(), grid.diff().tolist(), strict=True):
             x = x + drift_ode(x, t) * dt
@@ -338,12 +339,12 @@ def sde_explorer(
 
     colors = dict(zip(SDE_SAMPLERS, ("C0", "C1"), strict=True))
     curves = {
-        f"{name}, draw 0": (
+        f"{long_name}, draw 0": (
             SDE_STEPS,
             [distance(name, n, 0) for n in SDE_STEPS],
             colors[name],
         )
-        for name in SDE_SAMPLERS
+        for name, long_name in SDE_SAMPLERS.items()
     }
 
     def render(sampler: str, steps: int, seed: int) -> Figure:
@@ -352,9 +353,9 @@ def sde_explorer(
         left, right = fig.subplots(1, 2, gridspec_kw=LAYOUT)
         _data(left, test)
         _scatter(left, x, color=colors[sampler])
-        method = "Euler-Maruyama" if sampler == SDE_SAMPLERS[0] else "Euler"
+        method = "Euler-Maruyama" if sampler == "SDE" else "Euler"
         left.set_title(
-            f"{sampler}: {steps} {method} steps\nenergy distance ×1000: {_fmt(d)}"
+            f"{SDE_SAMPLERS[sampler]}: {steps} {method} steps\nenergy distance ×1000: {_fmt(d)}"
         )
         _distance_panel(right, curves, floor, (steps, d, colors[sampler]))
         right.set(xlabel="steps (score evaluations)", ylabel="energy distance ×1000")
