@@ -149,6 +149,25 @@ def test_enumerated_evidence_matches_monte_carlo_from_the_prior():
     assert_within_se(mc, 1.0, se)
 
 
+@pytest.mark.parametrize("gap", [1e-9, 1e-6, 1e-3, 0.5])
+def test_kl_of_the_means_is_accurate_when_q_is_close_to_the_prior(gap):
+    """The "means" term is -sum_t KL(N(m_t, s_t^2 I) || N(m_0, s_0^2 I)). With the means at
+    m_0 and s_t^2 = s_0^2 r, r about 1 - gap, it is -D T (r - 1 - log r) / 2, which the
+    direct form loses to cancellation for a small gap; compared with 40-digit mpmath."""
+    mpmath = pytest.importorskip("mpmath")
+    x, t, s0 = tiny_data(4), 3, 2.0
+    prior = dpmm.DPMMPrior(1.0, 0.5, x.mean(0), s0)
+    variances = torch.full((t,), s0**2 * (1 - gap), dtype=F64)
+    ones = torch.ones(t - 1, dtype=F64)
+    resp = torch.full((4, t), 1 / t, dtype=F64)
+    q = dpmm.DPMMPosterior(ones, ones, prior.mean.repeat(t, 1), variances, resp)
+    mpmath.mp.dps = 40
+    r = mpmath.mpf(variances[0].item()) / s0**2  # the ratio that was stored
+    exact = -float(x.shape[1] * t * (r - 1 - mpmath.log(r)) / 2)
+    got = dpmm.elbo_terms(x, q, prior)["means"].item()
+    assert got == pytest.approx(exact, rel=1e-12, abs=0)
+
+
 def test_elbo_is_below_the_exact_evidence():
     x, t = tiny_data(6), 3
     prior = dpmm.DPMMPrior(1.0, 0.5, torch.zeros(2, dtype=F64), 2.0)

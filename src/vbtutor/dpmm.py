@@ -35,7 +35,7 @@ from ._checks import (
     check_tensor,
 )
 from .bounds import Estimate, _mean_and_se
-from .distributions import _one_thread
+from .distributions import _one_thread, _ratio_minus_log
 
 __all__ = [
     "DPMMPrior",
@@ -408,10 +408,10 @@ def _terms(x, q, prior):
 
 
 def _kl_means(means, variances, prior):
-    """sum_t KL(N(m_t, s_t^2 I) || N(m_0, s_0^2 I))."""
-    d, ratio = means.shape[1], variances / prior.std**2
-    sq = (means - prior.mean).square().sum(1) / prior.std**2
-    return 0.5 * (d * (ratio - 1 - torch.log(ratio)) + sq).sum()
+    """sum_t KL(N(m_t, s_t^2 I) || N(m_0, s_0^2 I)), accurate also where s_t ~ s_0."""
+    d, v0 = means.shape[1], prior.std**2
+    sq = (means - prior.mean).square().sum(1) / v0
+    return 0.5 * (d * _ratio_minus_log(variances, variances.new_tensor(v0)) + sq).sum()
 
 
 def elbo(x: torch.Tensor, q: DPMMPosterior, prior: DPMMPrior) -> torch.Tensor:
