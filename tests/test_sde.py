@@ -59,6 +59,56 @@ def test_reverse_samplers_with_exact_score_recover_gaussian_data():
         assert_within_se(v, sd**2, v_se)
 
 
+def test_reverse_drifts_transport_the_marginals_of_gaussian_data():
+    """For data N(0, s0^2) the VP marginal is N(0, v(t)), v = a^2 s0^2 + var from
+    vp_marginal. The velocity that moves N(0, v(t)) along is x v'(t) / (2 v(t)) (v' by
+    autograd): the probability-flow drift must be that, and the reverse SDE's drift
+    f - g^2 s must be twice it less f = -beta x / 2 (their g^2 s differ by a factor 2)."""
+    s0, x = 0.3, torch.linspace(-3, 3, 7, dtype=torch.float64)[:, None]
+    for beta_min, beta_max in [(0.1, 20.0), (0.5, 5.0)]:
+
+        def v(t, beta_min=beta_min, beta_max=beta_max):
+            scale, var = vsde.vp_marginal(t, beta_min, beta_max)
+            return scale**2 * s0**2 + var
+
+        def score(x, t, v=v):
+            return -x / v(torch.tensor(t, dtype=torch.float64))
+
+        schedule = {"beta_min": beta_min, "beta_max": beta_max}
+        ode = vsde.vp_reverse_drift(score, ode=True, **schedule)
+        sde = vsde.vp_reverse_drift(score, **schedule)
+        for t in (0.01, 0.3, 0.9):
+            time = torch.tensor(t, dtype=torch.float64, requires_grad=True)
+            (dv,) = torch.autograd.grad(v(time), time)
+            velocity = x * dv / (2 * v(time.detach()))
+            f = -0.5 * vsde.vp_beta(t, beta_min, beta_max) * x
+            assert torch.allclose(ode(x, t), velocity, rtol=1e-12, atol=1e-14)
+            assert torch.allclose(sde(x, t), 2 * velocity - f, rtol=1e-12, atol=1e-14)
+    with raises_naming("score_fn"):
+        vsde.vp_reverse_drift(None)
+    with raises_naming("ode"):
+        vsde.vp_reverse_drift(score, ode="yes")
+
+
+def test_samplers_build_no_autograd_graph():
+    """A learned score has weights that require gradients; a sampler must not record a
+    graph through hundreds of steps (memory), and its output must plot as it is."""
+    layer = torch.nn.Linear(2, 2).double()
+
+    def score(x, t):
+        return layer(x)
+
+    x, grid = torch.randn(4, 2, dtype=torch.float64), torch.linspace(1.0, 0.5, 4)
+    drift, g = vsde.vp_reverse_drift(score), lambda t: 1.0
+    assert drift(x, 0.5).requires_grad  # the drift itself is plain autograd code
+    for out in (
+        vsde.euler_maruyama(drift, g, x, grid),
+        vsde.langevin_step(score, x, 0.5),
+        vsde.vp_predictor_corrector(score, x, grid),
+    ):
+        assert not out.requires_grad
+
+
 def test_dsm_loss_of_zero_net_is_expected_squared_noise():
     losses = torch.stack(
         [

@@ -15,6 +15,7 @@ import time
 
 import nbformat
 from nbclient import NotebookClient
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 RUNTIMES = pathlib.Path("book/runtimes.json")
 
@@ -31,6 +32,9 @@ def execute(path: pathlib.Path) -> float:
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    # one stream output per cell: how a print(..., end="") was flushed is timing, and
+    # would otherwise split a line in two in the stored notebook
+    nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     nbformat.write(nb, path)
     return seconds
 

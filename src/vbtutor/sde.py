@@ -19,6 +19,7 @@ __all__ = [
     "vp_marginal",
     "score",
     "vp_score",
+    "vp_reverse_drift",
     "euler_maruyama",
     "langevin_step",
     "vp_predictor_corrector",
@@ -124,6 +125,51 @@ def vp_score(
         return -net(x, t) / sigma
 
     return score_at
+
+
+def vp_reverse_drift(
+    score_fn: Callable[[torch.Tensor, float], torch.Tensor],
+    ode: bool = False,
+    beta_min: float = 0.1,
+    beta_max: float = 20.0,
+) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    r"""The drift of the reverse-time VP-SDE, or of its probability-flow ODE, from a score.
+
+    With :math:`f(x, t) = -\tfrac12\beta(t)\,x` and :math:`g(t)^2 = \beta(t)`, the
+    reverse SDE has drift :math:`f - g^2 s = -\tfrac12\beta(t)\,[x + 2 s(x, t)]` and the
+    probability-flow ODE :math:`f - \tfrac12 g^2 s = -\tfrac12\beta(t)\,[x + s(x, t)]`;
+    both are integrated from t = 1 down towards 0 (:func:`euler_maruyama` with a
+    decreasing grid).
+
+    Arguments:
+        score_fn: ``s(x, t)``, e.g. :func:`vp_score` of a network.
+        ode: the probability-flow ODE's drift instead of the reverse SDE's.
+        beta_min, beta_max: the VP schedule (:func:`vp_beta`).
+
+    Returns:
+        A function ``(x, t) -> drift``, of the shape of ``x``.
+
+    References:
+        Anderson (1982), doi:10.1016/0304-4149(82)90051-5; Song et al. (2021), eqs. 6
+        and 13, arXiv:2011.13456.
+
+    Example:
+        >>> drift = vp_reverse_drift(lambda x, t: -x)  # the score of N(0, I)
+        >>> drift(torch.ones(1, 2), 0.0)  # -0.05 (1 - 2)
+        tensor([[0.0500, 0.0500]])
+    """
+    if not callable(score_fn):
+        raise ValueError(f"score_fn must be callable, got {type(score_fn).__name__}")
+    if not isinstance(ode, bool):
+        raise ValueError(f"ode must be True or False, got {ode!r}")
+    check_positive("beta_min", beta_min)
+    check_positive("beta_max", beta_max)
+    weight = 1.0 if ode else 2.0
+
+    def drift(x: torch.Tensor, t: float) -> torch.Tensor:
+        return -0.5 * vp_beta(t, beta_min, beta_max) * (x + weight * score_fn(x, t))
+
+    return drift
 
 
 @torch.no_grad()
@@ -259,10 +305,10 @@ def vp_predictor_corrector(
     if len(times) < 2 or not bool((times.diff() < 0).all()):
         raise ValueError("times must be a strictly decreasing grid of at least 2 times")
     _check_snr(snr)
+    drift = vp_reverse_drift(score)
     for t, s in zip(times[:-1].tolist(), times[1:].tolist(), strict=True):
-        drift = -0.5 * vp_beta(t) * (x + 2 * score(x, t))
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        x = x + drift * (s - t) + math.sqrt(vp_beta(t) * (t - s)) * z
+        x = x + drift(x, t) * (s - t) + math.sqrt(vp_beta(t) * (t - s)) * z
         x = langevin_step(score, x, s, snr, generator)
     return x
 
@@ -306,11 +352,14 @@ def probability_flow(
 
     check_tensor("x", x, dim=2)
     shape, dtype = x.shape, x.dtype
+    velocity = vp_reverse_drift(
+        score_fn, ode=True, beta_min=beta_min, beta_max=beta_max
+    )
 
     def rhs(t, y):
         xt = torch.as_tensor(y, dtype=dtype).reshape(shape)
         with torch.no_grad():
-            v = -0.5 * vp_beta(t, beta_min, beta_max) * (xt + score_fn(xt, t))
+            v = velocity(xt, t)
         return v.reshape(-1).double().numpy()
 
     sol = solve_ivp(rhs, (t0, t1), x.reshape(-1).double().numpy(), rtol=rtol, atol=atol)

@@ -124,7 +124,12 @@ def test_figures_stay_readable_on_a_phone(browser, base_url, path):
 
 def test_search_results_show_no_raw_tex(browser, base_url):
     page, problems = open_page(browser, base_url, "search.html?q=posterior")
-    page.wait_for_selector("#search-results li p.context", timeout=20_000)
+    # Sphinx shows the results one by one: wait for five, not for the first (a busy
+    # machine once had three when the first was read)
+    page.wait_for_function(
+        "document.querySelectorAll('#search-results li p.context').length >= 5",
+        timeout=30_000,
+    )
     snippets = page.locator("#search-results p.context").all_inner_texts()
     page.close()
     assert len(snippets) >= 5

@@ -311,11 +311,8 @@ def sde_explorer(
         raise ValueError(f"t_min must lie in (0, 1), got {t_min!r}")
     score = _mixture_score(mixture, t_min)
 
-    def drift_sde(x, t):
-        return -0.5 * vsde.vp_beta(t) * (x + 2 * score(x, t))
-
-    def drift_ode(x, t):
-        return -0.5 * vsde.vp_beta(t) * (x + score(x, t))
+    drift_sde = vsde.vp_reverse_drift(score)
+    drift_ode = vsde.vp_reverse_drift(score, ode=True)
 
     def diffusion(t):
         return math.sqrt(vsde.vp_beta(t))
