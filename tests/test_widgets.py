@@ -210,6 +210,14 @@ def test_html_is_one_range_input_per_parameter_over_all_frames(two_params):
     assert page.outputs == ["slope = 2.00", "shift = 0"]
 
 
+def test_html_values_are_as_wide_as_their_longest_text():
+    """So that the track beside a value keeps its length when the value changes."""
+    params = [integer("shift", 0, 1000, [3, 1000, 10]), number("slope", 0, 1, [0.5])]
+    e = Explorer(render, params, title="t")
+    output = [attrs for tag, attrs in parse(e.html()).tags if tag == "output"][0]
+    assert output["style"] == "min-width:max(8em, 12ch)"  # "shift = 1000"
+
+
 def test_html_escapes_labels():
     label = 'a<b> & "c"'
     e = Explorer(render, [number("slope", 0, 4, [1.0, 2.0], label=label)], title="t")
